@@ -1,0 +1,97 @@
+# jkbridged — plain GNU make.
+#
+#   make            build the tools (build/jkbms)
+#   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      decoder benchmark (a measurement, not a test)
+#   make fuzz       libFuzzer over jk_stream + jk_decode (clang); FUZZ_SECONDS=60
+#   make demo       decode a real capture from ../shared/vectors
+#   make install    DESTDIR, PREFIX
+#
+# CFLAGS/LDFLAGS from the environment (Debian's hardening flags) are kept:
+# the project's own flags are appended, never assigned over them.
+
+VERSION ?= 0.1.0
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+CLANG ?= clang
+JKB_VECTORS ?= ../shared/vectors
+FUZZ_SECONDS ?= 60
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS += -Wno-unused-parameter
+CPPFLAGS += -Iinclude -MMD -MP -DJKB_VERSION=\"$(VERSION)\"
+
+# Libraries of the pure core: JSON only (no libsystemd, libmosquitto or BlueZ).
+CORE_PKGS = jansson
+CORE_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS))
+CORE_LIBS = $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -lm
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
+CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
+
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+CORE_SRCS = src/jk_stream.c src/jk_decode.c src/jk_cmd.c src/jk_json.c src/capture.c
+TOOL_SRCS = src/jkbms.c
+TEST_SRCS = $(wildcard tests/*.c)
+
+B = build
+CORE_OBJS = $(CORE_SRCS:%.c=$(B)/%.o)
+TOOL_OBJS = $(TOOL_SRCS:%.c=$(B)/%.o)
+SAN_CORE_OBJS = $(CORE_SRCS:%.c=$(B)/san/%.o)
+TEST_OBJS = $(TEST_SRCS:%.c=$(B)/san/%.o)
+
+all: $(B)/jkbms
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/libjkcore.a: $(CORE_OBJS)
+	$(AR) rcs $@ $^
+
+$(B)/jkbms: $(TOOL_OBJS) $(B)/libjkcore.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+# The unit tests: their own sanitized build of the core, linked with Check only.
+$(B)/san/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CHECK_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(B)/san/check_jk: $(TEST_OBJS) $(SAN_CORE_OBJS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CHECK_LIBS)
+
+check: $(B)/san/check_jk $(B)/jkbms
+	JKB_VECTORS=$(JKB_VECTORS) JKBMS=$(B)/jkbms \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(B)/san/check_jk
+
+$(B)/bench_decode: bench/bench_decode.c $(B)/libjkcore.a
+	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -O2 $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+bench: $(B)/bench_decode
+	JKB_VECTORS=$(JKB_VECTORS) $(B)/bench_decode
+
+$(B)/fuzz_stream_decode: fuzz/fuzz_stream_decode.c src/jk_stream.c src/jk_decode.c
+	@mkdir -p $(@D)
+	$(CLANG) -Iinclude -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $^
+
+fuzz: $(B)/fuzz_stream_decode
+	@mkdir -p $(B)/fuzz-corpus
+	$(B)/fuzz_stream_decode -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(B)/fuzz-corpus
+
+demo: $(B)/jkbms
+	$(B)/jkbms decode $(JKB_VECTORS)/jk02_32s_session_frag_esphome_1.txt
+
+install: all
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(B)/jkbms $(DESTDIR)$(BINDIR)/jkbms
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all check bench fuzz demo install clean
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
