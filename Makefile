@@ -13,6 +13,7 @@
 VERSION ?= 0.1.0
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 CLANG ?= clang
@@ -24,8 +25,13 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-protot
 CFLAGS += -Wno-unused-parameter
 CPPFLAGS += -Iinclude -MMD -MP -DJKB_VERSION=\"$(VERSION)\"
 
-# Libraries of the pure core: JSON only (no libsystemd, libmosquitto or BlueZ).
-CORE_PKGS = jansson
+# Libraries of the pure core: JSON and configuration only (no libsystemd,
+# libmosquitto or BlueZ: an I/O call sneaking into the core breaks the tests'
+# link).  The daemon's adapters add theirs.
+CORE_PKGS = jansson libconfig
+DAEMON_PKGS = libsystemd
+DAEMON_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DAEMON_PKGS))
+DAEMON_LIBS = $(shell $(PKG_CONFIG) --libs $(DAEMON_PKGS))
 CORE_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS))
 CORE_LIBS = $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -lm
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
@@ -33,27 +39,33 @@ CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-CORE_SRCS = src/jk_stream.c src/jk_decode.c src/jk_cmd.c src/jk_json.c src/capture.c
+CORE_SRCS = src/jk_stream.c src/jk_decode.c src/jk_cmd.c src/jk_json.c src/capture.c src/pack.c src/jk_encode.c \
+	src/bank.c src/charge.c src/canmsg.c
 TOOL_SRCS = src/jkbms.c
+DAEMON_SRCS = src/jkbridged.c src/loop.c src/canbus.c src/service.c src/replay.c src/store.c
 TEST_SRCS = $(wildcard tests/*.c)
 
 B = build
 CORE_OBJS = $(CORE_SRCS:%.c=$(B)/%.o)
 TOOL_OBJS = $(TOOL_SRCS:%.c=$(B)/%.o)
+DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(B)/%.o)
 SAN_CORE_OBJS = $(CORE_SRCS:%.c=$(B)/san/%.o)
 TEST_OBJS = $(TEST_SRCS:%.c=$(B)/san/%.o)
 
-all: $(B)/jkbms
+all: $(B)/jkbms $(B)/jkbridged
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(DAEMON_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/libjkcore.a: $(CORE_OBJS)
 	$(AR) rcs $@ $^
 
 $(B)/jkbms: $(TOOL_OBJS) $(B)/libjkcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(B)/jkbridged: $(DAEMON_OBJS) $(B)/libjkcore.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(DAEMON_LIBS)
 
 # The unit tests: their own sanitized build of the core, linked with Check only.
 $(B)/san/%.o: %.c
@@ -64,7 +76,7 @@ $(B)/san/check_jk: $(TEST_OBJS) $(SAN_CORE_OBJS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CHECK_LIBS)
 
 check: $(B)/san/check_jk $(B)/jkbms
-	JKB_VECTORS=$(JKB_VECTORS) JKBMS=$(B)/jkbms \
+	JKB_VECTORS=$(JKB_VECTORS) JKBMS=$(B)/jkbms JKBRIDGED=$(B)/jkbridged \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	$(B)/san/check_jk
 
@@ -88,6 +100,8 @@ demo: $(B)/jkbms
 install: all
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 755 $(B)/jkbms $(DESTDIR)$(BINDIR)/jkbms
+	install -d $(DESTDIR)$(SBINDIR)
+	install -m 755 $(B)/jkbridged $(DESTDIR)$(SBINDIR)/jkbridged
 
 clean:
 	rm -rf $(B)

@@ -10,11 +10,13 @@
  * one layout only).  A zero offset means "not on this layout".
  */
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <string.h>
 #include <strings.h>
 
 #include "jk_decode.h"
+#include "jk_layout.h"
 
 static uint16_t u16_at(const uint8_t *f, unsigned off)
 {
@@ -65,53 +67,7 @@ static bool is_cell_mask(uint32_t m)
 	return m != 0 && (m & (m + 1)) == 0;
 }
 
-/* ---------------------------------------------------------------- JK02 */
-
-struct jk02_layout {
-	uint8_t max_cells;
-	uint16_t cell_mask, cell_avg, cell_delta, cell_max_idx, cell_min_idx, cell_res;
-	uint16_t mos_temp, wire_warn, voltage, power, current, temp1, temp2;
-	uint16_t errors, errors_size, balance_current, balancing, soc, remaining;
-	uint16_t capacity, cycles, cycle_capacity, soh, uptime, chg_mos, dsg_mos;
-	uint16_t temp_presence;
-	/* JK02_32S only */
-	uint16_t precharging, balancer_working, heating, emergency;
-	uint16_t extra_temps[3], battery_type, charge_status_time, charge_status;
-};
-
-static const struct jk02_layout layout_24s = {
-	.max_cells = 24,
-	.cell_mask = 54, .cell_avg = 58, .cell_delta = 60,
-	.cell_max_idx = 62, .cell_min_idx = 63,	/* 0-based, checked on mpp-solar's frame */
-	.cell_res = 64,
-	.wire_warn = 114, .voltage = 118, .power = 122, .current = 126,
-	.temp1 = 130, .temp2 = 132, .mos_temp = 134,
-	.errors = 136, .errors_size = 2,	/* u16 LE (esphome 9a3a3a6) */
-	.balance_current = 138, .balancing = 140, .soc = 141, .remaining = 142,
-	.capacity = 146, .cycles = 150, .cycle_capacity = 154, .soh = 158,
-	.uptime = 162, .chg_mos = 166, .dsg_mos = 167,
-	.temp_presence = 182,
-	/* 168/169 hold a u16 of unknown meaning on 24S; 183 "heating" is
-	 * uncertain there (reads 1 on a unit without heater): not decoded. */
-};
-
-static const struct jk02_layout layout_32s = {
-	.max_cells = 32,
-	.cell_mask = 70, .cell_avg = 74, .cell_delta = 76,
-	.cell_max_idx = 78, .cell_min_idx = 79,
-	.cell_res = 80,
-	.mos_temp = 144,	/* esphome#147, dbus-serialbattery#716 */
-	.wire_warn = 146, .voltage = 150, .power = 154, .current = 158,
-	.temp1 = 162, .temp2 = 164,
-	.errors = 166, .errors_size = 4,	/* u32 LE */
-	.balance_current = 170, .balancing = 172, .soc = 173, .remaining = 174,
-	.capacity = 178, .cycles = 182, .cycle_capacity = 186, .soh = 190,
-	.uptime = 194, .chg_mos = 198, .dsg_mos = 199,
-	.precharging = 200, .balancer_working = 201,
-	.temp_presence = 214, .heating = 215, .emergency = 218,
-	.extra_temps = { 254, 256, 258 },	/* naming disputed (§7): kept in frame order */
-	.battery_type = 275, .charge_status_time = 278, .charge_status = 280,
-};
+/* The offset tables are in jk_layout.h, shared with the encoder. */
 
 static void decode_jk02_cells(const uint8_t *f, const struct jk02_layout *l, struct jk_sample *s)
 {
@@ -181,33 +137,21 @@ static void decode_jk02_cell_info(const uint8_t *f, const struct jk02_layout *l,
 
 /* ---------------------------------------------------------------- JK04 */
 
-/* JK04 cell info (esphome decode_jk04_cell_info_, mpp-solar jk04.py):
- * float32 volts and ohms; no current, SOC, capacity, cycles or MOSFETs. */
-enum {
-	JK04_CELLS = 6,		/* 24 x f32, V */
-	JK04_CELL_RES = 102,	/* 24 x f32, Ω */
-	JK04_CELL_AVG = 202,
-	JK04_CELL_DELTA = 206,
-	JK04_CELL_MASK = 214,	/* u32 */
-	JK04_CELL_MAX_IDX = 218,
-	JK04_CELL_MIN_IDX = 219,
-	JK04_BALANCING = 220,
-	JK04_BALANCE_CURRENT = 222,	/* f32, A, signed */
-	JK04_UPTIME = 286,	/* u32, s */
-	JK04_MAX_CELLS = 24,
-};
-
 static void decode_jk04_cell_info(const uint8_t *f, struct jk_sample *s)
 {
+	double volts = 0;
+
 	s->cell_mask = u32_at(f, JK04_CELL_MASK) & ((1u << JK04_MAX_CELLS) - 1);
 	for (unsigned i = 0; i < JK04_MAX_CELLS; i++) {
 		if (!(s->cell_mask & 1u << i))
 			continue;
 		s->cells_mv[i] = (uint16_t)f32_milli(f, JK04_CELLS + 4 * i, 0, UINT16_MAX);
 		s->cell_res_mohm[i] = (uint16_t)f32_milli(f, JK04_CELL_RES + 4 * i, 0, UINT16_MAX);
-		s->voltage_mv += s->cells_mv[i];	/* the pack voltage is the cell sum (esphome) */
+		volts += s->cells_mv[i] == UINT16_MAX ? 65.535 : fmax(f32_at(f, JK04_CELLS + 4 * i), 0);
 		s->cell_count++;
 	}
+	/* The pack voltage is the sum of the float cells, rounded once (esphome). */
+	s->voltage_mv = (uint32_t)lround(volts * 1000.0);
 	s->cell_avg_mv = (uint16_t)f32_milli(f, JK04_CELL_AVG, 0, UINT16_MAX);
 	s->cell_delta_mv = (uint16_t)f32_milli(f, JK04_CELL_DELTA, 0, UINT16_MAX);
 	s->cell_max_index = f[JK04_CELL_MAX_IDX];
@@ -243,71 +187,46 @@ int jk_decode_cell_info(const uint8_t frame[JK_FRAME_LEN], enum jk_protocol prot
 
 /* ------------------------------------------------------------ settings */
 
-/* JK02 settings: u32 at 6 + 4 * (register - 1) (jkbms-ble.md §2.3, §4.4). */
+/* JK02 settings: the u32 table of jk_layout.h plus a few bytes. */
 static void decode_jk02_settings(const uint8_t *f, enum jk_protocol proto, struct jk_settings *s)
 {
 	bool is32 = proto == JK_PROTO_JK02_32S;
-	unsigned wire_res = is32 ? 142 : 158;
+	unsigned wire_res = is32 ? JK02_SET_WIRE_RES_32S : JK02_SET_WIRE_RES_24S;
 
-	s->smart_sleep_mv = u32_at(f, 6);
-	s->cell_uvp_mv = u32_at(f, 10);
-	s->cell_uvpr_mv = u32_at(f, 14);
-	s->cell_ovp_mv = u32_at(f, 18);
-	s->cell_ovpr_mv = u32_at(f, 22);
-	s->balance_trigger_mv = u32_at(f, 26);
-	s->soc100_mv = u32_at(f, 30);
-	s->soc0_mv = u32_at(f, 34);
-	s->rcv_mv = u32_at(f, 38);
-	s->rfv_mv = u32_at(f, 42);
-	s->power_off_mv = u32_at(f, 46);
-	s->max_charge_current_ma = u32_at(f, 50);
-	s->charge_ocp_delay_s = u32_at(f, 54);
-	s->charge_ocp_recovery_s = u32_at(f, 58);
-	s->max_discharge_current_ma = u32_at(f, 62);
-	s->discharge_ocp_delay_s = u32_at(f, 66);
-	s->discharge_ocp_recovery_s = u32_at(f, 70);
-	s->scp_recovery_s = u32_at(f, 74);
-	s->max_balance_current_ma = u32_at(f, 78);
-	s->charge_otp_dc = s32_at(f, 82);
-	s->charge_otpr_dc = s32_at(f, 86);
-	s->discharge_otp_dc = s32_at(f, 90);
-	s->discharge_otpr_dc = s32_at(f, 94);
-	s->charge_utp_dc = s32_at(f, 98);
-	s->charge_utpr_dc = s32_at(f, 102);
-	s->mos_otp_dc = s32_at(f, 106);
-	s->mos_otpr_dc = s32_at(f, 110);
-	s->cell_count = f[114];
-	s->charging_switch = f[118] != 0;
-	s->discharging_switch = f[122] != 0;
-	s->balancer_switch = f[126] != 0;
-	s->capacity_mah = u32_at(f, 130);
-	s->scp_delay_us = u32_at(f, 134);
-	s->balance_start_mv = u32_at(f, 138);
+	for (size_t i = 0; i < JK02_SETTINGS_U32_COUNT; i++) {
+		uint32_t v = u32_at(f, jk02_settings_u32[i].off);
+
+		memcpy((char *)s + jk02_settings_u32[i].field, &v, sizeof(v));
+	}
+	s->cell_count = f[JK02_SET_CELL_COUNT];
+	s->charging_switch = f[JK02_SET_CHARGING] != 0;
+	s->discharging_switch = f[JK02_SET_DISCHARGING] != 0;
+	s->balancer_switch = f[JK02_SET_BALANCER] != 0;
 	s->wire_res_count = is32 ? 32 : 24;
 	for (unsigned i = 0; i < s->wire_res_count; i++)
 		s->wire_res_mohm[i] = u32_at(f, wire_res + 4 * i);
 	if (!is32)
 		return;
-	s->device_address = f[270];
-	s->precharge_time_s = f[274];
-	s->controls = u16_at(f, 282);
-	s->heating_start_c = (int8_t)f[284];
-	s->heating_stop_c = (int8_t)f[285];
-	s->smart_sleep_h = f[286];
-	s->discharge_utp_c = (int8_t)f[296];
-	s->discharge_utpr_c = (int8_t)f[297];
+	s->device_address = f[JK02_SET_DEVICE_ADDRESS];
+	s->precharge_time_s = f[JK02_SET_PRECHARGE_TIME];
+	s->controls = u16_at(f, JK02_SET_CONTROLS);
+	s->heating_start_c = (int8_t)f[JK02_SET_HEATING_START];
+	s->heating_stop_c = (int8_t)f[JK02_SET_HEATING_STOP];
+	s->smart_sleep_h = f[JK02_SET_SMART_SLEEP_H];
+	s->discharge_utp_c = (int8_t)f[JK02_SET_DISCHARGE_UTP];
+	s->discharge_utpr_c = (int8_t)f[JK02_SET_DISCHARGE_UTPR];
 }
 
 /* JK04 settings (esphome decode_jk04_settings_): float32 unless noted. */
 static void decode_jk04_settings(const uint8_t *f, struct jk_settings *s)
 {
-	s->cell_count = f[34];
-	s->jk04_power_off_mv = (uint32_t)f32_milli(f, 38, 0, 1000000);
-	s->jk04_vref_mv = (uint32_t)f32_milli(f, 74, 0, 1000000);
-	s->jk04_balance_start_mv = (uint32_t)f32_milli(f, 98, 0, 1000000);
-	s->jk04_balance_trigger_mv = (uint32_t)f32_milli(f, 106, 0, 1000000);
-	s->jk04_max_balance_current_ma = (uint32_t)f32_milli(f, 110, 0, 1000000);
-	s->balancer_switch = f[114] != 0;
+	s->cell_count = f[JK04_SET_CELL_COUNT];
+	s->jk04_power_off_mv = (uint32_t)f32_milli(f, JK04_SET_POWER_OFF, 0, 1000000);
+	s->jk04_vref_mv = (uint32_t)f32_milli(f, JK04_SET_VREF, 0, 1000000);
+	s->jk04_balance_start_mv = (uint32_t)f32_milli(f, JK04_SET_BALANCE_START, 0, 1000000);
+	s->jk04_balance_trigger_mv = (uint32_t)f32_milli(f, JK04_SET_BALANCE_TRIGGER, 0, 1000000);
+	s->jk04_max_balance_current_ma = (uint32_t)f32_milli(f, JK04_SET_MAX_BALANCE_CURRENT, 0, 1000000);
+	s->balancer_switch = f[JK04_SET_BALANCER] != 0;
 }
 
 int jk_decode_settings(const uint8_t frame[JK_FRAME_LEN], enum jk_protocol proto,
@@ -351,16 +270,15 @@ int jk_decode_device_info(const uint8_t frame[JK_FRAME_LEN], struct jk_device_in
 	if (jk_frame_type(frame) != JK_FRAME_DEVICE_INFO)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
-	copy_field(out->model, frame, 6, 16);
-	copy_field(out->hw_version, frame, 22, 8);
-	copy_field(out->sw_version, frame, 30, 8);
-	out->uptime_s = u32_at(frame, 38);
-	out->power_on_count = u32_at(frame, 42);
-	copy_field(out->name, frame, 46, 16);
-	/* 62 and 97/118 hold the app's passcodes: deliberately not decoded. */
-	copy_field(out->manufacturing_date, frame, 78, 8);
-	copy_field(out->serial, frame, 86, 16);	/* up to 16 chars on newer units */
-	copy_field(out->user_data, frame, 102, 16);
+	copy_field(out->model, frame, JK_DEV_MODEL, JK_DEV_MODEL_LEN);
+	copy_field(out->hw_version, frame, JK_DEV_HW, JK_DEV_HW_LEN);
+	copy_field(out->sw_version, frame, JK_DEV_SW, JK_DEV_SW_LEN);
+	out->uptime_s = u32_at(frame, JK_DEV_UPTIME);
+	out->power_on_count = u32_at(frame, JK_DEV_POWER_ON);
+	copy_field(out->name, frame, JK_DEV_NAME, JK_DEV_NAME_LEN);
+	copy_field(out->manufacturing_date, frame, JK_DEV_DATE, JK_DEV_DATE_LEN);
+	copy_field(out->serial, frame, JK_DEV_SERIAL, JK_DEV_SERIAL_LEN);
+	copy_field(out->user_data, frame, JK_DEV_USER, JK_DEV_USER_LEN);
 	return 0;
 }
 

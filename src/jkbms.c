@@ -19,6 +19,7 @@
 #include "jk_decode.h"
 #include "jk_json.h"
 #include "jk_stream.h"
+#include "pack.h"
 
 #ifndef JKB_VERSION
 #define JKB_VERSION "0.0.0"
@@ -27,28 +28,18 @@
 enum { EXIT_USAGE = 2 };
 
 struct decoder {
-	struct jk_stream stream;
-	enum jk_protocol configured;	/* JK_PROTO_UNKNOWN = auto */
-	enum jk_protocol learned;	/* from device info or earlier frames */
+	struct pack pack;		/* stream and protocol learning, as in the daemon */
 	unsigned by_type[256];
 	unsigned undecodable;
 };
 
 static void decoder_frame(struct decoder *d, const uint8_t *frame)
 {
-	enum jk_protocol proto = jk_protocol_for_frame(d->configured, d->learned, frame);
+	uint32_t events = 0;
+	enum jk_protocol proto = pack_learn(&d->pack, frame, &events);
 	json_t *o;
 
 	d->by_type[jk_frame_type(frame)]++;
-	if (jk_frame_type(frame) == JK_FRAME_DEVICE_INFO && d->learned == JK_PROTO_UNKNOWN) {
-		struct jk_device_info info;
-
-		jk_decode_device_info(frame, &info);
-		proto = d->configured ? d->configured : jk_detect_from_device_info(&info);
-	}
-	if (proto != JK_PROTO_UNKNOWN && jk_frame_type(frame) != JK_FRAME_LOGBOOK)
-		d->learned = proto;
-
 	o = jk_json_frame(frame, proto);
 	if (!o) {
 		d->undecodable++;
@@ -64,7 +55,7 @@ static void decoder_feed(struct decoder *d, const uint8_t *p, size_t n)
 	struct jk_token tok;
 
 	for (;;) {
-		size_t used = jk_stream_feed(&d->stream, p, n, &tok);
+		size_t used = jk_stream_feed(&d->pack.stream, p, n, &tok);
 
 		p += used;
 		n -= used;
@@ -77,7 +68,7 @@ static void decoder_feed(struct decoder *d, const uint8_t *p, size_t n)
 
 static void decoder_summary(const struct decoder *d)
 {
-	const struct jk_stream_stats *st = &d->stream.stats;
+	const struct jk_stream_stats *st = &d->pack.stream.stats;
 
 	fprintf(stderr,
 		"frames: %u (cell_info %u, settings %u, device_info %u, logbook %u), "
@@ -86,7 +77,7 @@ static void decoder_summary(const struct decoder *d)
 		st->frames, d->by_type[JK_FRAME_CELL_INFO], d->by_type[JK_FRAME_SETTINGS],
 		d->by_type[JK_FRAME_DEVICE_INFO], d->by_type[JK_FRAME_LOGBOOK],
 		st->bad_checksums, st->skipped_bytes, st->acks, d->undecodable,
-		d->stream.len, jk_protocol_name(d->learned));
+		d->pack.stream.len, jk_protocol_name(d->pack.learned));
 }
 
 static int decode_raw(struct decoder *d, FILE *in, const char *name)
@@ -148,6 +139,7 @@ static int cmd_decode(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct decoder d;
+	enum jk_protocol configured = JK_PROTO_UNKNOWN;
 	const char *name = "-";
 	bool raw = false;
 	FILE *in = stdin;
@@ -156,7 +148,7 @@ static int cmd_decode(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "p:rh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (jk_protocol_parse(optarg, &d.configured) < 0) {
+			if (jk_protocol_parse(optarg, &configured) < 0) {
 				fprintf(stderr, "jkbms: unknown protocol '%s' "
 					"(auto, jk02_24s, jk02_32s, jk04)\n", optarg);
 				return EXIT_USAGE;
@@ -185,7 +177,7 @@ static int cmd_decode(int argc, char **argv)
 			return 1;
 		}
 	}
-	jk_stream_init(&d.stream);
+	pack_init(&d.pack, 0, configured);
 	rc = raw ? decode_raw(&d, in, name) : decode_text(&d, in, name);
 	decoder_summary(&d);
 	if (in != stdin)

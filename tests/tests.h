@@ -26,5 +26,9 @@ TCase *tcase_cmd(void);
 TCase *tcase_capture(void);
 TCase *tcase_vectors(void);
 TCase *tcase_jkbms_tool(void);
+TCase *tcase_bank(void);
+TCase *tcase_charge(void);
+TCase *tcase_canmsg(void);
+TCase *tcase_encode(void);
 
 #endif
