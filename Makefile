@@ -39,7 +39,7 @@ CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-CORE_SRCS = src/jk_stream.c src/jk_decode.c src/jk_cmd.c src/jk_json.c src/capture.c src/pack.c src/jk_encode.c \
+CORE_SRCS = src/jk_stream.c src/jk_decode.c src/jk_cmd.c src/jk_json.c src/capture.c src/cfg.c src/pack.c src/jk_encode.c \
 	src/bank.c src/charge.c src/canmsg.c
 TOOL_SRCS = src/jkbms.c
 DAEMON_SRCS = src/jkbridged.c src/loop.c src/canbus.c src/service.c src/replay.c src/store.c
@@ -75,10 +75,14 @@ $(B)/san/%.o: %.c
 $(B)/san/check_jk: $(TEST_OBJS) $(SAN_CORE_OBJS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CHECK_LIBS)
 
-check: $(B)/san/check_jk $(B)/jkbms
+check: $(B)/san/check_jk $(B)/jkbms $(B)/jkbridged
 	JKB_VECTORS=$(JKB_VECTORS) JKBMS=$(B)/jkbms JKBRIDGED=$(B)/jkbridged \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	$(B)/san/check_jk
+
+# Rewrite the golden files (tests/golden) after a deliberate change.
+golden: $(B)/san/check_jk
+	JKB_UPDATE_GOLDEN=1 CK_RUN_CASE=cfg $(B)/san/check_jk
 
 $(B)/bench_decode: bench/bench_decode.c $(B)/libjkcore.a
 	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -O2 $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
@@ -97,15 +101,21 @@ fuzz: $(B)/fuzz_stream_decode
 demo: $(B)/jkbms
 	$(B)/jkbms decode $(JKB_VECTORS)/jk02_32s_session_frag_esphome_1.txt
 
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+
 install: all
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 755 $(B)/jkbms $(DESTDIR)$(BINDIR)/jkbms
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 755 $(B)/jkbridged $(DESTDIR)$(SBINDIR)/jkbridged
+	install -d $(DESTDIR)$(SYSCONFDIR)/jkbridged $(DESTDIR)$(UNITDIR)
+	install -m 644 conf/jkbridged.conf $(DESTDIR)$(SYSCONFDIR)/jkbridged/jkbridged.conf
+	sed 's|/usr/sbin/|$(SBINDIR)/|g' systemd/jkbridged.service > $(DESTDIR)$(UNITDIR)/jkbridged.service
 
 clean:
 	rm -rf $(B)
 
-.PHONY: all check bench fuzz demo install clean
+.PHONY: all check golden bench fuzz demo install clean
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

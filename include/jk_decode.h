@@ -90,7 +90,7 @@ struct jk_sample {
 	uint32_t wire_res_warnings;	/* bit per cell */
 
 	int32_t balance_current_ma;	/* negative while discharge-balancing */
-	enum jk_balancing balancing;
+	enum jk_balancing balancing;	/* the raw byte: values other than 0-2 occur in junk */
 
 	uint8_t soc_pct;
 	uint8_t soh_pct;

@@ -58,13 +58,15 @@ void jk_stream_reset(struct jk_stream *s);
 /*
  * Consume input until one token is complete or the input is used up.
  * Returns how many bytes of `in` were consumed; *tok says what, if anything,
- * completed.  Call again with the rest of the input until it is all consumed:
+ * completed.  Call again with the rest of the input, until the input is
+ * used up and no token came out (a resynchronisation can leave a complete
+ * token in the buffer, handed out by a call that consumes nothing):
  *
- *	while (n > 0) {
+ *	do {
  *		size_t used = jk_stream_feed(&s, in, n, &tok);
  *		in += used; n -= used;
  *		if (tok.kind == JK_TOKEN_FRAME) handle(tok.data);
- *	}
+ *	} while (n > 0 || tok.kind != JK_TOKEN_NONE);
  */
 size_t jk_stream_feed(struct jk_stream *s, const uint8_t *in, size_t n,
 		      struct jk_token *tok);

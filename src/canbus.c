@@ -354,9 +354,12 @@ static int canbus_log_frame(struct canbus *cb, const struct canmsg_frame *f)
 	}
 	*p++ = '\n';
 	*p = '\0';
+	errno = 0;
 	if (fputs(line, cb->log) == EOF) {
+		int err = errno ? errno : EIO;
+
 		clearerr(cb->log);
-		return -EIO;
+		return -err;
 	}
 	return 0;
 }
@@ -446,15 +449,16 @@ static int canbus_open_log(struct canbus *cb, const char *path)
 	if (!cb->log)
 		return -errno;
 	cb->log_owned = !to_stdout;
-	/* A line per frame reaches the file (or a pipe to candump tools) at once. */
+	/* A line per frame reaches the file (or a pipe to can-utils) at once.
+	 * For stdout this must come before anything is printed there. */
 	setvbuf(cb->log, NULL, _IOLBF, 0);
 	snprintf(cb->ifname, sizeof(cb->ifname), "%s", CANBUS_LOG_IFACE);
 	r = loop_timer_add(cb->loop, &cb->pace_timer, canbus_pace_cb, cb);
 	if (r < 0)
 		return r;
 	cb->state = CANBUS_LOG;
-	log_info("can: writing frames as candump lines to %s (profile %s), not sending",
-		 to_stdout ? "stdout" : path, canmsg_profile_name(cb->profile));
+	log_info("%s: frames go to %s as candump lines (profile %s), not to an inverter",
+		 cb->ifname, to_stdout ? "stdout" : path, canmsg_profile_name(cb->profile));
 	return 0;
 }
 

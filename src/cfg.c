@@ -238,9 +238,11 @@ static void load_key(struct loader *ld, const config_setting_t *s, const struct 
 	case K_FLOAT:
 		if (!is_number(s))
 			diag(ld, s, "%s must be a number", k->name);
-		else if (in_range(ld, s, k, number_of(s)) && k->kind == K_FLOAT)
+		else if (!in_range(ld, s, k, number_of(s)))
+			return;
+		else if (k->kind == K_FLOAT)
 			*(double *)p = number_of(s);
-		else if (in_range(ld, s, k, number_of(s)))
+		else
 			store_uint(p, k->size, (unsigned long)lround(number_of(s) * 1000.0));
 		return;
 	}
@@ -613,6 +615,7 @@ int cfg_print(const struct cfg *c, FILE *to)
 	add_group(root, "battery", battery_keys, NKEYS(battery_keys), bases);
 	add_group(root, "charge", charge_keys, NKEYS(charge_keys), bases);
 	add_group(root, "can", can_keys, NKEYS(can_keys), bases);
+	config_set_options(&conf, CONFIG_OPTION_SEMICOLON_SEPARATORS | CONFIG_OPTION_OPEN_BRACE_ON_SEPARATE_LINE);
 	config_write(&conf, to);
 	config_destroy(&conf);
 	return ferror(to) ? -EIO : 0;

@@ -63,7 +63,8 @@ static int load(struct replay *r, FILE *f, const char *path, char *err, size_t e
 	return rc;
 }
 
-/* Hand out notifications until one cell-info frame completed. */
+/* Hand out notifications until one cell-info frame completed, or the end
+ * of the capture (a capture without cell info must not spin the loop). */
 static void replay_tick(struct loop_source *src, uint32_t events)
 {
 	struct replay *r = src->data;
@@ -76,11 +77,13 @@ static void replay_tick(struct loop_source *src, uint32_t events)
 		if (++r->next == r->count) {
 			r->next = 0;
 			r->finished = !r->loop;
+			break;
 		}
 		if (cell)
 			return;
 	}
-	loop_timer_arm(src, 0, 0);
+	if (r->finished)
+		loop_timer_arm(src, 0, 0);
 }
 
 int replay_open(struct replay *r, struct loop *l, const char *path, bool loop, double speed,

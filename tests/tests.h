@@ -30,5 +30,7 @@ TCase *tcase_bank(void);
 TCase *tcase_charge(void);
 TCase *tcase_canmsg(void);
 TCase *tcase_encode(void);
+TCase *tcase_cfg(void);
+TCase *tcase_daemon(void);
 
 #endif
