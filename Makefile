@@ -4,7 +4,8 @@
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      decoder benchmark (a measurement, not a test)
 #   make fuzz       libFuzzer over jk_stream + jk_decode (clang); FUZZ_SECONDS=60
-#   make demo       decode a real capture from ../shared/vectors
+#   make demo       the daemon on two replayed real packs, CAN frames on stdout
+#   make decode-demo  decode a real capture from ../shared/vectors
 #   make install    DESTDIR, PREFIX
 #
 # CFLAGS/LDFLAGS from the environment (Debian's hardening flags) are kept:
@@ -98,7 +99,10 @@ fuzz: $(B)/fuzz_stream_decode
 	@mkdir -p $(B)/fuzz-corpus
 	$(B)/fuzz_stream_decode -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(B)/fuzz-corpus
 
-demo: $(B)/jkbms
+demo: all
+	JKB_VECTORS=$(JKB_VECTORS) JKBRIDGED=$(B)/jkbridged scripts/demo
+
+decode-demo: $(B)/jkbms
 	$(B)/jkbms decode $(JKB_VECTORS)/jk02_32s_session_frag_esphome_1.txt
 
 SYSCONFDIR ?= /etc
@@ -116,6 +120,6 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all check golden bench fuzz demo install clean
+.PHONY: all check golden bench fuzz demo decode-demo install clean
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

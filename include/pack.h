@@ -23,7 +23,7 @@
 enum {
 	PACK_EV_CELL_INFO = 1u << 0,
 	PACK_EV_SETTINGS = 1u << 1,
-	PACK_EV_DEVICE_INFO = 1u << 2,
+	PACK_EV_DEVICE_INFO = 1u << 2,	/* a device info that differs from the last one */
 	PACK_EV_PROTOCOL = 1u << 3,	/* the learned protocol changed */
 	PACK_EV_ACK = 1u << 4,
 	PACK_EV_UNDECODABLE = 1u << 5,	/* a frame no protocol could decode */

@@ -19,7 +19,15 @@ enum jk_protocol pack_learn(struct pack *p, const uint8_t frame[JK_FRAME_LEN], u
 	enum jk_protocol proto = jk_protocol_for_frame(p->configured, p->learned, frame);
 	enum jk_frame_type type = jk_frame_type(frame);
 
-	if (type == JK_FRAME_DEVICE_INFO && jk_decode_device_info(frame, &p->info) == 0) {
+	if (type == JK_FRAME_DEVICE_INFO) {
+		struct jk_device_info info;
+
+		jk_decode_device_info(frame, &info);
+		/* The uptime ticks on: only a change of identity is news. */
+		info.uptime_s = p->info.uptime_s;
+		if (!p->have_info || memcmp(&info, &p->info, sizeof(info)) != 0)
+			*events |= PACK_EV_DEVICE_INFO;
+		jk_decode_device_info(frame, &p->info);
 		p->have_info = true;
 		if (p->learned == JK_PROTO_UNKNOWN)
 			proto = jk_detect_from_device_info(&p->info);
@@ -57,7 +65,6 @@ static void pack_frame(struct pack *p, struct bank *b, const uint8_t *frame, uin
 		}
 		break;
 	case JK_FRAME_DEVICE_INFO:
-		*events |= PACK_EV_DEVICE_INFO;
 		return;
 	case JK_FRAME_LOGBOOK:
 		return;

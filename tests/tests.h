@@ -32,5 +32,6 @@ TCase *tcase_canmsg(void);
 TCase *tcase_encode(void);
 TCase *tcase_cfg(void);
 TCase *tcase_daemon(void);
+TCase *tcase_safety(void);
 
 #endif
