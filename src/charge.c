@@ -106,7 +106,7 @@ static uint32_t sat32(uint64_t v)
 	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-static uint32_t pack_mv(const struct charge_config *k, uint32_t cell_mv)
+static uint32_t pack_mv(const struct charge_config *k, uint64_t cell_mv)
 {
 	return sat32((uint64_t)k->cells * cell_mv);
 }
@@ -563,7 +563,7 @@ static void charge_targets(const struct charge *c, const struct battery *bat,
 		out->cvl_mv = pack_mv(k, k->rebulk_cell_mv);
 		out->ccl_ma = 0;
 	}
-	out->dvl_mv = pack_mv(k, uvp_mv(c, bat) + CHARGE_DVL_MARGIN_MV);
+	out->dvl_mv = pack_mv(k, (uint64_t)uvp_mv(c, bat) + CHARGE_DVL_MARGIN_MV);
 	out->dcl_ma = dcl_target_ma(c, bat);
 	out->soc_pct = (uint8_t)soc_pct(bat);
 	out->soh_pct = bat->soh_pct;

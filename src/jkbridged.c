@@ -63,7 +63,7 @@ struct daemon {
 	struct dpack packs[CFG_MAX_PACKS];
 	uint64_t installed_mah;
 	bool transmitting;
-	enum canbus_state can_state;
+	bool inverter_alive;	/* as last logged */
 	char status[160];
 };
 
@@ -190,6 +190,21 @@ static void restore_charge_state(struct daemon *d, uint64_t now_ms)
 
 /* ----------------------------------------------------------------- tick */
 
+/* The inverter's keep-alive is shown, never required: transmission goes on. */
+static void watch_inverter(struct daemon *d, uint64_t now_ms)
+{
+	bool alive = canbus_inverter_alive(&d->can, now_ms, d->cfg.can.keepalive_timeout_ms);
+
+	if (alive == d->inverter_alive)
+		return;
+	d->inverter_alive = alive;
+	if (alive)
+		log_info("inverter: keep-alive (0x305) seen");
+	else
+		log_warn("inverter: no keep-alive for %u s; still transmitting",
+			 d->cfg.can.keepalive_timeout_ms / 1000);
+}
+
 static void update_status(struct daemon *d, const struct battery *bat, const struct charge_output *out)
 {
 	char status[sizeof(d->status)];
@@ -197,9 +212,10 @@ static void update_status(struct daemon *d, const struct battery *bat, const str
 	if (!bat->ready)
 		snprintf(status, sizeof(status), "starting: waiting for %u packs", bat->packs_configured);
 	else
-		snprintf(status, sizeof(status), "%u/%u packs fresh, CAN %s, SOC %u%%, %s",
+		snprintf(status, sizeof(status), "%u/%u packs fresh, CAN %s%s, SOC %u%%, %s",
 			 bat->packs_fresh, bat->packs_configured, canbus_state_name(d->can.state),
-			 out->soc_pct, charge_state_name(out->state));
+			 d->inverter_alive ? " (inverter seen)" : "", out->soc_pct,
+			 charge_state_name(out->state));
 	if (strcmp(status, d->status) == 0)
 		return;
 	snprintf(d->status, sizeof(d->status), "%s", status);
@@ -241,6 +257,7 @@ static void tick(struct loop_source *src, uint32_t events)
 	n = canmsg_build(d->cfg.can.profile, &bat, &out, &id, frames, CANMSG_MAX_FRAMES);
 	if (out.transmit && n > 0)
 		canbus_send_set(&d->can, frames, (unsigned)n);
+	watch_inverter(d, now);
 	update_status(d, &bat, &out);
 }
 

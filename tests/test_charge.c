@@ -248,6 +248,49 @@ START_TEST(test_full_charge_goes_bulk_cutoff_eoc_float_with_float_steps)
 }
 END_TEST
 
+struct float_case {
+	uint32_t step_mv, interval_s;
+	unsigned seconds_to_float;	/* until CVL first equals cells × float */
+};
+
+START_TEST(test_float_steps_never_undershoot_the_float_voltage)
+{
+	/* 16 × (3.45 − 3.35) = 1.6 V to go down. */
+	static const struct float_case cases[] = {
+		{ .step_mv = 100, .interval_s = 180, .seconds_to_float = 16 * 180 },
+		{ .step_mv = 150, .interval_s = 60, .seconds_to_float = 11 * 60 },
+		{ .step_mv = 1000, .interval_s = 10, .seconds_to_float = 2 * 10 },
+		{ .step_mv = 5000, .interval_s = 10, .seconds_to_float = 10 },
+		{ .step_mv = 0, .interval_s = 180, .seconds_to_float = 1 },
+		{ .step_mv = 100, .interval_s = 0, .seconds_to_float = 1 },
+	};
+
+	for (size_t i = 0; i < NCASES(cases); i++) {
+		struct charge_config k = config_lfp();
+		struct sim s;
+		unsigned t = 0;
+
+		k.float_step_mv = cases[i].step_mv;
+		k.float_step_interval_s = cases[i].interval_s;
+		sim_init(&s, &k);
+		sim_reach_float(&s);
+		ck_assert_uint_eq(s.out.cvl_mv, CELLS * 3450);
+		while (s.out.cvl_mv != CELLS * 3350) {
+			uint32_t before = s.out.cvl_mv;
+
+			sim_step(&s);
+			t++;
+			ck_assert_uint_ge(s.out.cvl_mv, CELLS * 3350);
+			ck_assert_uint_le(s.out.cvl_mv, before);
+			ck_assert_uint_lt(t, 5000);
+		}
+		ck_assert_msg(t == cases[i].seconds_to_float, "case %zu: float after %u s", i, t);
+		sim_steps(&s, 600);
+		ck_assert_uint_eq(s.out.cvl_mv, CELLS * 3350);
+	}
+}
+END_TEST
+
 START_TEST(test_cutoff_criterion_must_persist_for_the_hold_time)
 {
 	struct charge_config k = config_lfp();
@@ -264,6 +307,23 @@ START_TEST(test_cutoff_criterion_must_persist_for_the_hold_time)
 		sim_step(&s);
 	}
 	bat_full(&s.bat);
+	ck_assert_uint_eq(sim_until(&s, CHARGE_CUTOFF, 20), 11);
+}
+END_TEST
+
+START_TEST(test_cutoff_hold_counts_only_time_spent_in_bulk)
+{
+	struct charge_config k = config_lfp();
+	struct sim s;
+
+	/* Full all along, but charging was forbidden: the hold starts in bulk. */
+	sim_init(&s, &k);
+	bat_full(&s.bat);
+	s.bat.charge_allowed = false;
+	sim_steps(&s, 100);
+	ck_assert_int_eq(s.out.state, CHARGE_WAIT);
+	s.bat.charge_allowed = true;
+	ck_assert_uint_eq(sim_until(&s, CHARGE_BULK, 1), 1);
 	ck_assert_uint_eq(sim_until(&s, CHARGE_CUTOFF, 20), 11);
 }
 END_TEST
@@ -1321,7 +1381,9 @@ TCase *tcase_charge(void)
 	tcase_add_test(tc, test_state_names);
 
 	tcase_add_test(tc, test_full_charge_goes_bulk_cutoff_eoc_float_with_float_steps);
+	tcase_add_test(tc, test_float_steps_never_undershoot_the_float_voltage);
 	tcase_add_test(tc, test_cutoff_criterion_must_persist_for_the_hold_time);
+	tcase_add_test(tc, test_cutoff_hold_counts_only_time_spent_in_bulk);
 	tcase_add_test(tc, test_cutoff_current_follows_the_compensated_equation);
 	tcase_add_test(tc, test_no_cutoff_below_the_minimum_soc_unless_soc_is_unknown);
 	tcase_add_test(tc, test_cutoff_returns_to_bulk_only_on_a_held_bulk_criterion);
