@@ -7,6 +7,8 @@
 #   make demo       the daemon on two replayed real packs, CAN frames on stdout
 #   make decode-demo  decode a real capture from ../shared/vectors
 #   make install    DESTDIR, PREFIX
+#   make deb        build/jkbridged_<version>_<arch>.deb (scripts/make-deb)
+#   make vm-check   CAN + package tests in a Debian VM (tests/vm/run.sh, root)
 #
 # CFLAGS/LDFLAGS from the environment (Debian's hardening flags) are kept:
 # the project's own flags are appended, never assigned over them.
@@ -30,7 +32,7 @@ CPPFLAGS += -Iinclude -MMD -MP -DJKB_VERSION=\"$(VERSION)\"
 # libmosquitto or BlueZ: an I/O call sneaking into the core breaks the tests'
 # link).  The daemon's adapters add theirs.
 CORE_PKGS = jansson libconfig
-DAEMON_PKGS = libsystemd
+DAEMON_PKGS = libsystemd libmosquitto
 DAEMON_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DAEMON_PKGS))
 DAEMON_LIBS = $(shell $(PKG_CONFIG) --libs $(DAEMON_PKGS))
 CORE_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS))
@@ -41,9 +43,11 @@ CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 CORE_SRCS = src/jk_stream.c src/jk_decode.c src/jk_cmd.c src/jk_json.c src/capture.c src/cfg.c src/pack.c src/jk_encode.c \
-	src/bank.c src/charge.c src/canmsg.c
-TOOL_SRCS = src/jkbms.c
-DAEMON_SRCS = src/jkbridged.c src/loop.c src/canbus.c src/service.c src/replay.c src/store.c
+	src/bank.c src/charge.c src/canmsg.c src/sim_battery.c src/ha.c src/energy.c
+# The adapters: file descriptors, the loop, D-Bus, MQTT, SocketCAN.
+ADAPTER_SRCS = src/loop.c src/service.c src/ble.c
+TOOL_SRCS = src/jkbms.c src/jkbms_sim.c src/jkbms_ble.c src/sim.c $(ADAPTER_SRCS)
+DAEMON_SRCS = src/jkbridged.c src/canbus.c src/replay.c src/store.c src/mqtt.c $(ADAPTER_SRCS)
 TEST_SRCS = $(wildcard tests/*.c)
 
 B = build
@@ -63,7 +67,7 @@ $(B)/libjkcore.a: $(CORE_OBJS)
 	$(AR) rcs $@ $^
 
 $(B)/jkbms: $(TOOL_OBJS) $(B)/libjkcore.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(DAEMON_LIBS)
 
 $(B)/jkbridged: $(DAEMON_OBJS) $(B)/libjkcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(DAEMON_LIBS)
@@ -95,9 +99,13 @@ $(B)/fuzz_stream_decode: fuzz/fuzz_stream_decode.c src/jk_stream.c src/jk_decode
 	@mkdir -p $(@D)
 	$(CLANG) -Iinclude -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $^
 
+# libFuzzer's progress goes to build/fuzz.log; its closing statistics are shown.
 fuzz: $(B)/fuzz_stream_decode
 	@mkdir -p $(B)/fuzz-corpus
-	$(B)/fuzz_stream_decode -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(B)/fuzz-corpus
+	@echo "fuzzing jk_stream + jk_decode for $(FUZZ_SECONDS) s (log: $(B)/fuzz.log)"
+	@$(B)/fuzz_stream_decode -max_total_time=$(FUZZ_SECONDS) -max_len=2048 -print_final_stats=1 \
+		$(B)/fuzz-corpus > $(B)/fuzz.log 2>&1 || { tail -n 60 $(B)/fuzz.log; exit 1; }
+	@grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done)' $(B)/fuzz.log || tail -n 5 $(B)/fuzz.log
 
 demo: all
 	JKB_VECTORS=$(JKB_VECTORS) JKBRIDGED=$(B)/jkbridged scripts/demo
@@ -116,6 +124,15 @@ install: all
 	install -d $(DESTDIR)$(SYSCONFDIR)/jkbridged $(DESTDIR)$(UNITDIR)
 	install -m 644 conf/jkbridged.conf $(DESTDIR)$(SYSCONFDIR)/jkbridged/jkbridged.conf
 	sed 's|/usr/sbin/|$(SBINDIR)/|g' systemd/jkbridged.service > $(DESTDIR)$(UNITDIR)/jkbridged.service
+
+deb:
+	scripts/make-deb
+
+# Not part of `make check`: needs root, qemu and ../shared/testbed.
+vm-check: all
+	tests/vm/run.sh
+
+.PHONY: deb vm-check
 
 clean:
 	rm -rf $(B)

@@ -47,6 +47,7 @@ struct jk_stream {
 	uint8_t buf[JK_FRAME_LEN];
 	size_t len;		/* bytes in buf */
 	size_t emitted;		/* bytes of buf handed out as the last token */
+	uint8_t lead;		/* what buf starts with, once known (jk_stream.c) */
 	struct jk_stream_stats stats;
 };
 

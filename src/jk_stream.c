@@ -24,6 +24,7 @@ static const uint8_t tok_at[4] = { 'A', 'T', '\r', '\n' };
 #define JK_ACK_TYPE 0xC8
 
 enum lead {
+	LEAD_UNKNOWN,	/* not classified yet (the cached value in struct jk_stream) */
 	LEAD_NONE,	/* cannot be the start of anything we know */
 	LEAD_PARTIAL,	/* fewer than 4 bytes, a prefix of a known lead */
 	LEAD_FRAME,
@@ -61,10 +62,22 @@ static enum lead classify(const uint8_t *p, size_t len)
 	return LEAD_NONE;
 }
 
-/* How many bytes the candidate in buf needs before it can be judged. */
-static size_t wanted(const struct jk_stream *s)
+/* What buf starts with, remembered once 4 bytes are in: a frame arrives in
+ * many small chunks, and each would otherwise classify it again. */
+static enum lead lead_of(struct jk_stream *s)
 {
-	switch (s->len < 4 ? LEAD_PARTIAL : classify(s->buf, s->len)) {
+	if (s->lead)
+		return (enum lead)s->lead;
+	if (s->len < 4)
+		return classify(s->buf, s->len);
+	s->lead = (uint8_t)classify(s->buf, s->len);
+	return (enum lead)s->lead;
+}
+
+/* How many bytes the candidate in buf needs before it can be judged. */
+static size_t wanted(struct jk_stream *s)
+{
+	switch (lead_of(s)) {
 	case LEAD_FRAME:
 		return JK_FRAME_LEN;
 	case LEAD_CMD:
@@ -78,6 +91,7 @@ static void drop(struct jk_stream *s, size_t k)
 {
 	memmove(s->buf, s->buf + k, s->len - k);
 	s->len -= k;
+	s->lead = 0;
 	s->stats.skipped_bytes += k;
 }
 
@@ -108,7 +122,8 @@ static void emit(struct jk_stream *s, struct jk_token *tok, enum jk_token_kind k
 static bool examine(struct jk_stream *s, struct jk_token *tok)
 {
 	while (s->len > 0) {
-		switch (classify(s->buf, s->len)) {
+		switch (lead_of(s)) {
+		case LEAD_UNKNOWN:
 		case LEAD_NONE:
 			resync(s);
 			break;
@@ -158,6 +173,7 @@ static void retire(struct jk_stream *s)
 	memmove(s->buf, s->buf + s->emitted, s->len - s->emitted);
 	s->len -= s->emitted;
 	s->emitted = 0;
+	s->lead = 0;
 }
 
 void jk_stream_init(struct jk_stream *s)
@@ -169,6 +185,7 @@ void jk_stream_reset(struct jk_stream *s)
 {
 	s->len = 0;
 	s->emitted = 0;
+	s->lead = 0;
 }
 
 size_t jk_stream_feed(struct jk_stream *s, const uint8_t *in, size_t n, struct jk_token *tok)
