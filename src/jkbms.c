@@ -19,6 +19,7 @@
 #include "jk_decode.h"
 #include "jk_json.h"
 #include "jk_stream.h"
+#include "jkbms_cmds.h"
 #include "pack.h"
 
 #ifndef JKB_VERSION
@@ -193,6 +194,9 @@ static void usage(FILE *to)
 		"usage: jkbms COMMAND [ARGS]\n"
 		"commands:\n"
 		"  decode   decode a capture of JK-BMS notifications into JSON Lines\n"
+		"  scan     list nearby JK-BMS units (BlueZ)\n"
+		"  dump     connect to one unit and print its frames as JSON Lines\n"
+		"  sim      serve simulated JK-BMS units as a BlueZ look-alike on D-Bus\n"
 		"run 'jkbms COMMAND --help' for a command's options\n");
 }
 
@@ -210,8 +214,19 @@ int main(int argc, char **argv)
 		printf("jkbms %s\n", JKB_VERSION);
 		return 0;
 	}
-	if (strcmp(argv[1], "decode") == 0)
-		return cmd_decode(argc - 1, argv + 1);
+	static const struct {
+		const char *name;
+		int (*run)(int argc, char **argv);
+	} cmds[] = {
+		{ "decode", cmd_decode },
+		{ "scan", jkbms_scan_main },
+		{ "dump", jkbms_dump_main },
+		{ "sim", jkbms_sim_main },
+	};
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(argv[1], cmds[i].name) == 0)
+			return cmds[i].run(argc - 1, argv + 1);
 	fprintf(stderr, "jkbms: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

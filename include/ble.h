@@ -1,0 +1,4 @@
+/* ble — being written. */
+#ifndef BLE_H
+#define BLE_H
+#endif

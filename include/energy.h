@@ -1,0 +1,4 @@
+/* energy — being written. */
+#ifndef ENERGY_H
+#define ENERGY_H
+#endif

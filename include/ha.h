@@ -1,0 +1,4 @@
+/* ha — being written. */
+#ifndef HA_H
+#define HA_H
+#endif

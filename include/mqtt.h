@@ -1,0 +1,4 @@
+/* mqtt — being written. */
+#ifndef MQTT_H
+#define MQTT_H
+#endif

@@ -1,0 +1,4 @@
+/* sim — being written. */
+#ifndef SIM_H
+#define SIM_H
+#endif

@@ -1,0 +1,2 @@
+/* ble — being written; see include/ble.h. */
+#include "ble.h"

@@ -1,0 +1,2 @@
+/* energy — being written; see include/energy.h. */
+#include "energy.h"

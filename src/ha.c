@@ -1,0 +1,2 @@
+/* ha — being written; see include/ha.h. */
+#include "ha.h"

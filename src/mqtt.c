@@ -1,0 +1,2 @@
+/* mqtt — being written; see include/mqtt.h. */
+#include "mqtt.h"

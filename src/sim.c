@@ -1,0 +1,2 @@
+/* sim — being written; see include/sim.h. */
+#include "sim.h"
