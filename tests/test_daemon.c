@@ -349,6 +349,39 @@ START_TEST(test_bad_reload_keeps_running_configuration_and_transmission)
 }
 END_TEST
 
+START_TEST(test_good_reload_applies_without_pausing_transmission)
+{
+	const struct can_line *l;
+	const char *conf;
+	double hup;
+	size_t n, after = 0;
+	pid_t pid;
+
+	make_dir();
+	write_capture("a.hex", &pack_a);
+	write_capture("b.hex", &pack_b);
+	conf = write_conf("jkbridged.conf", "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; }", "");
+	pid = start_daemon(conf);
+	sleep_ms(1600);
+	/* the new file adds pack b */
+	write_conf("jkbridged.conf",
+		   "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; },"
+		   "{ name = \"b\"; replay = \"b.hex\"; loop = true; speed = 10.0; }", "");
+	hup = wall_now();
+	ck_assert_int_eq(kill(pid, SIGHUP), 0);
+	sleep_ms(2600);
+	ck_assert_int_eq(stop_daemon(pid), 0);
+	n = read_can_log();
+	for (size_t i = 0; i < n; i++)
+		after += lines[i].t > hup && lines[i].id == 0x351;
+	ck_assert_msg(after >= 2, "transmission paused after a reload (%zu sets)", after);
+	l = last_frame(n, 0x359);
+	ck_assert_uint_eq(l->data[4], 2);	/* pack b joined */
+	l = last_frame(n, 0x355);
+	ck_assert_uint_eq(u16le(l->data), 65);
+}
+END_TEST
+
 static int run_check(const char *conf, char *out, size_t cap)
 {
 	char cmd[512];
@@ -389,6 +422,7 @@ TCase *tcase_daemon(void)
 	tcase_add_test(tc, test_stale_pack_leaves_the_battery_within_stale_after);
 	tcase_add_test(tc, test_nothing_is_sent_before_every_pack_reported_or_timed_out);
 	tcase_add_test(tc, test_bad_reload_keeps_running_configuration_and_transmission);
+	tcase_add_test(tc, test_good_reload_applies_without_pausing_transmission);
 	tcase_add_test(tc, test_check_mode_exit_codes);
 	return tc;
 }
