@@ -88,6 +88,7 @@ check: $(B)/san/check_jk $(B)/jkbms $(B)/jkbridged
 # Rewrite the golden files (tests/golden) after a deliberate change.
 golden: $(B)/san/check_jk
 	JKB_UPDATE_GOLDEN=1 CK_RUN_CASE=cfg $(B)/san/check_jk
+	JKB_UPDATE_GOLDEN=1 CK_RUN_CASE=ha $(B)/san/check_jk
 
 $(B)/bench_decode: bench/bench_decode.c $(B)/libjkcore.a
 	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -O2 $(LDFLAGS) -o $@ $^ $(CORE_LIBS)

@@ -54,6 +54,23 @@ struct cfg_can {
 	uint32_t keepalive_timeout_ms;
 };
 
+/* Home Assistant over MQTT; an empty host turns MQTT off (the default). */
+struct cfg_mqtt {
+	char host[256];
+	unsigned port;			/* 1883 */
+	char username[64];		/* "" = anonymous */
+	char password_file[PATH_MAX];	/* the password, first line; never logged */
+	char cafile[PATH_MAX];		/* set = TLS */
+	char certfile[PATH_MAX];	/* client certificate (with keyfile), optional */
+	char keyfile[PATH_MAX];
+	char base_topic[64];		/* "jkbridged" */
+	char discovery_prefix[64];	/* "homeassistant" */
+	char client_id[64];		/* "" = "jkbridged-<hostname>"; also names the bridge in HA */
+	uint32_t interval_ms;		/* state publish interval: 5 s */
+	uint32_t keepalive_ms;		/* MQTT keep-alive: 30 s */
+	bool allow_control;		/* command topics (switches); off by default */
+};
+
 struct cfg {
 	char path[PATH_MAX];
 	char state_dir[PATH_MAX];
@@ -62,6 +79,7 @@ struct cfg {
 	struct cfg_battery battery;
 	struct charge_config charge;	/* battery.* copied in: cells, limits, chemistry */
 	struct cfg_can can;
+	struct cfg_mqtt mqtt;
 };
 
 struct cfg_diags {

@@ -33,7 +33,7 @@ enum key_kind {
 	K_PROTOCOL,
 };
 
-enum key_target { T_TOP, T_BATTERY, T_CHARGE, T_CAN, T_PACK };
+enum key_target { T_TOP, T_BATTERY, T_CHARGE, T_CAN, T_MQTT, T_PACK };
 
 struct key {
 	const char *name;
@@ -86,6 +86,22 @@ static const struct key can_keys[] = {
 	KEY("profile", K_PROFILE, T_CAN, struct cfg_can, profile, 0, 0),
 	KEY("manufacturer", K_STR, T_CAN, struct cfg_can, manufacturer, 0, 0),
 	KEY("keepalive_timeout", K_SECONDS_MS, T_CAN, struct cfg_can, keepalive_timeout_ms, 1, 3600),
+};
+
+static const struct key mqtt_keys[] = {
+	KEY("host", K_STR, T_MQTT, struct cfg_mqtt, host, 0, 0),
+	KEY("port", K_UINT, T_MQTT, struct cfg_mqtt, port, 1, 65535),
+	KEY("username", K_STR, T_MQTT, struct cfg_mqtt, username, 0, 0),
+	KEY("password_file", K_STR, T_MQTT, struct cfg_mqtt, password_file, 0, 0),
+	KEY("cafile", K_STR, T_MQTT, struct cfg_mqtt, cafile, 0, 0),
+	KEY("certfile", K_STR, T_MQTT, struct cfg_mqtt, certfile, 0, 0),
+	KEY("keyfile", K_STR, T_MQTT, struct cfg_mqtt, keyfile, 0, 0),
+	KEY("base_topic", K_STR, T_MQTT, struct cfg_mqtt, base_topic, 0, 0),
+	KEY("discovery_prefix", K_STR, T_MQTT, struct cfg_mqtt, discovery_prefix, 0, 0),
+	KEY("client_id", K_STR, T_MQTT, struct cfg_mqtt, client_id, 0, 0),
+	KEY("interval", K_SECONDS_MS, T_MQTT, struct cfg_mqtt, interval_ms, 1, 3600),
+	KEY("keepalive", K_SECONDS_MS, T_MQTT, struct cfg_mqtt, keepalive_ms, 5, 3600),
+	KEY("allow_control", K_BOOL, T_MQTT, struct cfg_mqtt, allow_control, 0, 0),
 };
 
 static const struct key pack_keys[] = {
@@ -286,21 +302,27 @@ static bool valid_name(const char *n)
 	return true;
 }
 
-/* A relative replay path is relative to the configuration file's folder. */
-static void resolve_replay(struct loader *ld, const config_setting_t *s, struct cfg_pack *p)
+/* A relative path (replay, MQTT files) is relative to the configuration
+ * file's folder.  `path` has PATH_MAX bytes. */
+static void resolve_path(struct loader *ld, const config_setting_t *s, const char *what, char *path)
 {
 	const char *slash = strrchr(ld->c->path, '/');
 	char joined[PATH_MAX];
 	int n;
 
-	if (!*p->replay || p->replay[0] == '/' || !slash)
+	if (!*path || path[0] == '/' || !slash)
 		return;
-	n = snprintf(joined, sizeof(joined), "%.*s/%s", (int)(slash - ld->c->path), ld->c->path, p->replay);
+	n = snprintf(joined, sizeof(joined), "%.*s/%s", (int)(slash - ld->c->path), ld->c->path, path);
 	if (n < 0 || (size_t)n >= sizeof(joined)) {
-		diag(ld, s, "replay path is too long");
+		diag(ld, s, "%s path is too long", what);
 		return;
 	}
-	strcpy(p->replay, joined);
+	strcpy(path, joined);
+}
+
+static void resolve_replay(struct loader *ld, const config_setting_t *s, struct cfg_pack *p)
+{
+	resolve_path(ld, s, "replay", p->replay);
 }
 
 static void check_pack(struct loader *ld, const config_setting_t *s, unsigned idx)
@@ -385,6 +407,45 @@ static void check_charge(struct loader *ld, const config_t *conf)
 		     "force_charge_start_soc must be below force_charge_stop_soc");
 }
 
+/* A topic level string: not empty, no wildcard, no empty level. */
+static bool valid_topic(const char *t)
+{
+	size_t n = strlen(t);
+
+	return n > 0 && !strpbrk(t, "+#") && t[0] != '/' && t[n - 1] != '/' && !strstr(t, "//");
+}
+
+static void check_mqtt(struct loader *ld, const config_t *conf)
+{
+	const struct cfg_mqtt *m = &ld->c->mqtt;
+
+	if (!valid_topic(m->base_topic))
+		diag(ld, lookup(conf, "mqtt.base_topic"),
+		     "base_topic '%s' must be a topic without '+', '#', empty levels or a leading or trailing '/'",
+		     m->base_topic);
+	if (!valid_topic(m->discovery_prefix))
+		diag(ld, lookup(conf, "mqtt.discovery_prefix"),
+		     "discovery_prefix '%s' must be a topic without '+', '#', empty levels or a leading or trailing '/'",
+		     m->discovery_prefix);
+	if (*m->password_file && !*m->username)
+		diag(ld, lookup(conf, "mqtt.password_file"), "password_file needs a username");
+	if (!*m->certfile != !*m->keyfile)
+		diag(ld, lookup(conf, *m->certfile ? "mqtt.certfile" : "mqtt.keyfile"),
+		     "certfile and keyfile go together");
+	if (*m->certfile && !*m->cafile)
+		diag(ld, lookup(conf, "mqtt.certfile"), "a client certificate needs cafile (TLS)");
+	resolve_path(ld, lookup(conf, "mqtt.password_file"), "password_file", ld->c->mqtt.password_file);
+	resolve_path(ld, lookup(conf, "mqtt.cafile"), "cafile", ld->c->mqtt.cafile);
+	resolve_path(ld, lookup(conf, "mqtt.certfile"), "certfile", ld->c->mqtt.certfile);
+	resolve_path(ld, lookup(conf, "mqtt.keyfile"), "keyfile", ld->c->mqtt.keyfile);
+	for (const char *p = m->client_id; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
+			diag(ld, lookup(conf, "mqtt.client_id"),
+			     "client_id '%s': letters, digits, '-' and '_' only", m->client_id);
+			break;
+		}
+}
+
 static void check_all(struct loader *ld, const config_t *conf)
 {
 	struct cfg *c = ld->c;
@@ -397,6 +458,7 @@ static void check_all(struct loader *ld, const config_t *conf)
 	if (!*c->state_dir)
 		diag(ld, lookup(conf, "state_dir"), "state_dir must not be empty");
 	check_charge(ld, conf);
+	check_mqtt(ld, conf);
 }
 
 static void set_defaults(struct cfg *c, const config_t *conf)
@@ -426,6 +488,9 @@ static void set_defaults(struct cfg *c, const config_t *conf)
 	charge_config_defaults(&c->charge, ch, (unsigned)cells);
 	c->can = (struct cfg_can){ .interface = "can0", .profile = CANMSG_PYLON,
 				   .manufacturer = "", .keepalive_timeout_ms = 10000 };
+	c->mqtt = (struct cfg_mqtt){ .port = 1883, .base_topic = "jkbridged",
+				     .discovery_prefix = "homeassistant", .interval_ms = 5000,
+				     .keepalive_ms = 30000 };
 }
 
 /* battery.* feeds the charge logic too. */
@@ -464,6 +529,7 @@ int cfg_load(const char *path, struct cfg *out, struct cfg_diags *diags)
 	ld.bases[T_BATTERY] = &out->battery;
 	ld.bases[T_CHARGE] = &out->charge;
 	ld.bases[T_CAN] = &out->can;
+	ld.bases[T_MQTT] = &out->mqtt;
 	for (int i = 0; i < config_setting_length(config_root_setting(&conf)); i++) {
 		const config_setting_t *s = config_setting_get_elem(config_root_setting(&conf), i);
 		const char *name = config_setting_name(s);
@@ -475,6 +541,7 @@ int cfg_load(const char *path, struct cfg *out, struct cfg_diags *diags)
 			{ "battery", battery_keys, NKEYS(battery_keys) },
 			{ "charge", charge_keys, NKEYS(charge_keys) },
 			{ "can", can_keys, NKEYS(can_keys) },
+			{ "mqtt", mqtt_keys, NKEYS(mqtt_keys) },
 		};
 		size_t k;
 
@@ -587,6 +654,7 @@ int cfg_print(const struct cfg *c, FILE *to)
 	void *bases[T_PACK + 1] = {
 		[T_TOP] = (void *)c, [T_BATTERY] = (void *)&c->battery,
 		[T_CHARGE] = (void *)&c->charge, [T_CAN] = (void *)&c->can,
+		[T_MQTT] = (void *)&c->mqtt,
 	};
 	config_setting_t *root, *packs;
 	config_t conf;
@@ -615,6 +683,7 @@ int cfg_print(const struct cfg *c, FILE *to)
 	add_group(root, "battery", battery_keys, NKEYS(battery_keys), bases);
 	add_group(root, "charge", charge_keys, NKEYS(charge_keys), bases);
 	add_group(root, "can", can_keys, NKEYS(can_keys), bases);
+	add_group(root, "mqtt", mqtt_keys, NKEYS(mqtt_keys), bases);
 	config_set_options(&conf, CONFIG_OPTION_SEMICOLON_SEPARATORS | CONFIG_OPTION_OPEN_BRACE_ON_SEPARATE_LINE);
 	config_write(&conf, to);
 	config_destroy(&conf);

@@ -13,6 +13,7 @@
  * write(2); errno is the same after a log call as before it.  Without
  * NOTIFY_SOCKET every sd_notify() is a cheap no-op.
  */
+#define _GNU_SOURCE	/* program_invocation_short_name */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -98,7 +99,7 @@ static void service_vlog(int priority, const char *fmt, va_list ap)
 	if (service.journal)
 		n = snprintf(line, sizeof(line), "<%d>%s\n", priority, msg);
 	else
-		n = snprintf(line, sizeof(line), "jkbridged: %s%s\n", service_level_word(priority), msg);
+		n = snprintf(line, sizeof(line), "%s: %s%s\n", program_invocation_short_name, service_level_word(priority), msg);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line)) {	/* cannot happen with the sizes above */

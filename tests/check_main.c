@@ -44,7 +44,7 @@ int main(void)
 		tcase_stream, tcase_stream_props, tcase_decode, tcase_cmd,
 		tcase_capture, tcase_vectors, tcase_jkbms_tool,
 		tcase_bank, tcase_charge, tcase_canmsg, tcase_encode,
-		tcase_cfg, tcase_daemon, tcase_safety,
+		tcase_cfg, tcase_daemon, tcase_safety, tcase_sim_battery, tcase_ble,
 	};
 	Suite *suite = suite_create("jkbridged");
 	SRunner *sr;

@@ -20,10 +20,12 @@ static struct cfg_diags diags;
 static const char *write_conf(const char *name, const char *text)
 {
 	static char path[256];
+	static bool made;	/* not "ends in X": mkdtemp() may well put an X there */
 	FILE *f;
 
-	if (!dir[sizeof(dir) - 2] || dir[sizeof(dir) - 2] == 'X')
+	if (!made)
 		ck_assert_ptr_nonnull(mkdtemp(dir));
+	made = true;
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
@@ -85,6 +87,12 @@ START_TEST(test_bad_files_are_refused_with_line_numbers)
 		{ "packs = ( { name = \"a\"; replay = \"x\"; } );\nbattery = { cells = ; };\n", ":2: syntax error" },
 		{ "packs = ( { name = \"a\"; replay = \"x\"; } );\nbattery = { min_packs = 2; };\n", "min_packs 2 is more than the 1 packs" },
 		{ "packs = ( { name = \"a b\"; replay = \"x\"; } );\n", "name must be set" },
+		{ "packs = ( { name = \"a\"; replay = \"x\"; } );\nmqtt = { port = 70000; };\n", ":2: port = 70000 is out of range" },
+		{ "packs = ( { name = \"a\"; replay = \"x\"; } );\nmqtt = {\n base_topic = \"bms/#\"; };\n", ":3: base_topic 'bms/#' must be a topic" },
+		{ "packs = ( { name = \"a\"; replay = \"x\"; } );\nmqtt = { password_file = \"/etc/pw\"; };\n", ":2: password_file needs a username" },
+		{ "packs = ( { name = \"a\"; replay = \"x\"; } );\nmqtt = { cafile = \"ca\"; certfile = \"c\"; };\n", "certfile and keyfile go together" },
+		{ "packs = ( { name = \"a\"; replay = \"x\"; } );\nmqtt = { allow_control = 1; };\n", ":2: allow_control must be true or false" },
+		{ "packs = ( { name = \"a\"; replay = \"x\"; } );\nmqtt = { client_id = \"my pi\"; };\n", "client_id 'my pi': letters" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -102,6 +110,30 @@ START_TEST(test_bad_files_are_refused_with_line_numbers)
 		}
 		ck_assert_msg(found, "case %zu: no '%s' in '%s'", i, cases[i].want, diags.n ? diags.msg[0] : "");
 	}
+}
+END_TEST
+
+START_TEST(test_mqtt_is_off_by_default_and_its_files_resolve_beside_the_config)
+{
+	const char *path = write_conf("off.conf", "packs = ( { name = \"a\"; replay = \"x\"; } );\n");
+
+	ck_assert_int_eq(cfg_load(path, &cfg, &diags), 0);
+	ck_assert_str_eq(cfg.mqtt.host, "");
+	ck_assert(!cfg.mqtt.allow_control);
+	ck_assert_str_eq(cfg.mqtt.base_topic, "jkbridged");
+	ck_assert_str_eq(cfg.mqtt.discovery_prefix, "homeassistant");
+	ck_assert_uint_eq(cfg.mqtt.port, 1883);
+
+	path = write_conf("mqtt.conf",
+		"packs = ( { name = \"a\"; replay = \"x\"; } );\n"
+		"mqtt = { host = \"broker.lan\"; username = \"bms\"; password_file = \"mqtt.pw\";\n"
+		"         cafile = \"/etc/ssl/ca.pem\"; interval = 10; allow_control = true; };\n");
+	ck_assert_int_eq(cfg_load(path, &cfg, &diags), 0);
+	ck_assert_str_eq(cfg.mqtt.host, "broker.lan");
+	ck_assert_ptr_nonnull(strstr(cfg.mqtt.password_file, dir));
+	ck_assert_str_eq(cfg.mqtt.cafile, "/etc/ssl/ca.pem");
+	ck_assert_uint_eq(cfg.mqtt.interval_ms, 10000);
+	ck_assert(cfg.mqtt.allow_control);
 }
 END_TEST
 
@@ -180,6 +212,7 @@ TCase *tcase_cfg(void)
 
 	tcase_add_test(tc, test_good_file_loads_with_defaults);
 	tcase_add_test(tc, test_bad_files_are_refused_with_line_numbers);
+	tcase_add_test(tc, test_mqtt_is_off_by_default_and_its_files_resolve_beside_the_config);
 	tcase_add_test(tc, test_every_problem_is_reported_not_just_the_first);
 	tcase_add_test(tc, test_missing_file_is_a_clear_error);
 	tcase_add_test(tc, test_print_matches_golden_and_loads_back);

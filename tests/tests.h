@@ -33,5 +33,7 @@ TCase *tcase_encode(void);
 TCase *tcase_cfg(void);
 TCase *tcase_daemon(void);
 TCase *tcase_safety(void);
+TCase *tcase_sim_battery(void);
+TCase *tcase_ble(void);
 
 #endif
