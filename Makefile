@@ -4,7 +4,7 @@
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      decoder benchmark (a measurement, not a test)
 #   make fuzz       libFuzzer over jk_stream + jk_decode (clang); FUZZ_SECONDS=60
-#   make demo       the daemon on two replayed real packs, CAN frames on stdout
+#   make demo       the daemon on three simulated BLE packs, CAN frames on stdout
 #   make decode-demo  decode a real capture from ../shared/vectors
 #   make install    DESTDIR, PREFIX
 #   make deb        build/jkbridged_<version>_<arch>.deb (scripts/make-deb)
@@ -109,7 +109,7 @@ fuzz: $(B)/fuzz_stream_decode
 	@grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done)' $(B)/fuzz.log || tail -n 5 $(B)/fuzz.log
 
 demo: all
-	JKB_VECTORS=$(JKB_VECTORS) JKBRIDGED=$(B)/jkbridged scripts/demo
+	JKBRIDGED=$(B)/jkbridged JKBMS=$(B)/jkbms scripts/demo
 
 decode-demo: $(B)/jkbms
 	$(B)/jkbms decode $(JKB_VECTORS)/jk02_32s_session_frag_esphome_1.txt
