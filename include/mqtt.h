@@ -19,7 +19,9 @@
  *   - the devices published are remembered in STATE_DIR/mqtt.json: a device
  *     gone from the configuration gets its discovery document and its
  *     retained topics cleared (empty retained payloads), and a component a
- *     document no longer has is removed the way HA asks (ha.h);
+ *     document no longer has is removed the way HA asks (ha.h); a pack not
+ *     heard from since the start is described as last time (its protocol
+ *     and model are kept there too), so a restart removes no entity;
  *   - commands (allow_control only; otherwise nothing is subscribed) are
  *     handed to the daemon's hooks below; a malformed one is logged once and
  *     ignored.  The password is read from its file and never logged.
@@ -81,6 +83,7 @@ struct mqtt {
 	json_t *docs[HA_DEV_PACK0 + HA_MAX_PACKS];	/* discovery as published on this connection */
 	json_t *published;		/* device id -> what is retained for it (mqtt.json) */
 	struct jk_device_info infos[HA_MAX_PACKS];	/* remembered, until the packs say */
+	json_t *keep;			/* retained topics the configured devices use */
 
 	/* Logged once (one line per kind of refusal, not one per message). */
 	bool unknown_logged, refused_logged;

@@ -213,10 +213,12 @@ static void publish_json(struct mqtt *m, const char *topic, const json_t *doc, i
 	free(text);
 }
 
-/* An empty retained message removes what the broker keeps for a topic. */
+/* An empty retained message removes what the broker keeps for a topic;
+ * never one a configured device uses now (a pack renamed to another's old
+ * name takes over its topics). */
 static void clear(struct mqtt *m, const char *topic)
 {
-	if (*topic)
+	if (*topic && !json_object_get(m->keep, topic))
 		publish(m, topic, NULL, 1, true);
 }
 
@@ -241,6 +243,20 @@ static json_t *retained_topics(const struct mqtt *m, const struct ha_view *v, un
 			json_array_append_new(list, json_string(topic));
 	}
 	return list;
+}
+
+static void keep_current(struct mqtt *m, const struct ha_view *v)
+{
+	json_decref(m->keep);
+	m->keep = json_object();
+	for (unsigned dev = 0; dev < ha_devices(v); dev++) {
+		json_t *list = retained_topics(m, v, dev), *t;
+		size_t i;
+
+		json_array_foreach(list, i, t)
+			json_object_set_new(m->keep, json_string_value(t), json_true());
+		json_decref(list);
+	}
 }
 
 static bool list_has(const json_t *list, const char *s)
@@ -451,6 +467,7 @@ static void publish_all(struct mqtt *m)
 
 	daemon_ha_view(&v);
 	remembered_packs(m, &v);
+	keep_current(m, &v);
 	for (unsigned dev = HA_DEV_BATTERY; dev < ha_devices(&v); dev++)
 		publish_availability(m, &v, dev);
 	status_topic(m, topic, sizeof(topic));
@@ -807,6 +824,7 @@ void mqtt_close(struct mqtt *m)
 	for (unsigned i = 0; i < NDEV; i++)
 		json_decref(m->docs[i]);
 	json_decref(m->published);
+	json_decref(m->keep);
 	memset(m, 0, sizeof(*m));
 	m->sock.fd = m->misc_timer.fd = m->retry_timer.fd = m->birth_timer.fd = -1;
 }

@@ -45,6 +45,7 @@ int main(void)
 		tcase_capture, tcase_vectors, tcase_jkbms_tool,
 		tcase_bank, tcase_charge, tcase_canmsg, tcase_encode,
 		tcase_cfg, tcase_daemon, tcase_safety, tcase_sim_battery, tcase_ble,
+		tcase_energy, tcase_ha, tcase_mqtt,
 	};
 	Suite *suite = suite_create("jkbridged");
 	SRunner *sr;

@@ -8,7 +8,6 @@
 #include "energy.h"
 #include "tests.h"
 
-TCase *tcase_energy(void);	/* also in tests.h once registered there */
 
 START_TEST(test_one_hour_at_one_kilowatt_is_one_kwh_charged)
 {

@@ -13,7 +13,6 @@
 #include "ha.h"
 #include "tests.h"
 
-TCase *tcase_ha(void);	/* also in tests.h once registered there */
 
 /* The configuration test_mqtt.c runs the daemon with (client_id "jkb-test",
  * interval 1 s, 16 cells, control allowed); the version is left out of the

@@ -36,7 +36,6 @@
 #define JKB_VERSION "0.0.0"
 #endif
 
-TCase *tcase_mqtt(void);	/* also in tests.h once registered there */
 
 #define MAX_MSGS 512
 
@@ -771,6 +770,119 @@ START_TEST(test_a_reload_applies_new_mqtt_settings_and_clears_a_removed_pack)
 }
 END_TEST
 
+/* ------------------------------------------- a simulated Bluetooth pack */
+
+#define SIM_ADDR "20:21:11:00:00:02"
+
+static bool log_has(const char *name, const char *what)
+{
+	static char line[4096];
+	bool found = false;
+	FILE *f = fopen(path_in(name), "r");
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, what) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static void wait_log(const char *name, const char *what, unsigned ms)
+{
+	double end = wall_now() + ms / 1000.0;
+
+	while (!log_has(name, what) && wall_now() < end)
+		sleep_ms(50);
+	ck_assert_msg(log_has(name, what), "%s: no '%s' within %u ms", name, what, ms);
+}
+
+/* A private D-Bus bus with `jkbms sim` as org.bluez on it (test_ble.c). */
+static void start_bluez_look_alike(pid_t *bus, pid_t *sim)
+{
+	const char *jkbms = getenv("JKBMS") && *getenv("JKBMS") ? getenv("JKBMS") : "build/jkbms";
+	char address[128], cmd[512];
+	FILE *f;
+
+	snprintf(address, sizeof(address), "unix:path=%s/bus", dir);
+	f = fopen(path_in("bus.conf"), "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+		" \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+		"<busconfig><type>session</type><listen>%s</listen><auth>EXTERNAL</auth>\n"
+		"<policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/>"
+		"<allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>\n", address);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "exec dbus-daemon --config-file=%s --nofork --nopidfile", path_in("bus.conf"));
+	*bus = spawn(cmd, path_in("dbus.log"));
+	for (unsigned i = 0; i < 100 && access(path_in("bus"), F_OK) != 0; i++)
+		sleep_ms(20);
+	ck_assert_msg(access(path_in("bus"), F_OK) == 0, "dbus-daemon did not come up");
+	setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1);
+	f = fopen(path_in("sim.conf"), "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("sim_packs = ( { address = \"" SIM_ADDR "\"; name = \"JK_PB2A16S20P\"; protocol = \"jk02_32s\";\n"
+	      "  cells = 16; capacity_ah = 200.0; soc = 80.0; current = 0.0; temperature = 25.0; } );\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "exec %s sim -c %s < /dev/null", jkbms, path_in("sim.conf"));
+	*sim = spawn(cmd, path_in("sim.log"));
+	wait_log("sim.log", "serving", 5000);
+}
+
+static json_t *pack_state_when(const struct broker *b, const char *topic, const char *key, const char *want,
+			       unsigned ms)
+{
+	double end = wall_now() + ms / 1000.0;
+	json_t *doc = NULL;
+
+	do {
+		const char *payload = find(retained(b, topic), topic);
+
+		json_decref(doc);
+		doc = payload ? json_loads(payload, 0, NULL) : NULL;
+		if (doc && json_is_string(json_object_get(doc, key)) && strcmp(jstr(doc, key), want) == 0)
+			return doc;
+	} while (wall_now() < end);
+	ck_abort_msg("%s: %s never became %s", topic, key, want);
+	return doc;
+}
+
+START_TEST(test_a_switch_from_home_assistant_reaches_a_bluetooth_pack_and_shows_what_it_reports)
+{
+	const char *state = "jkbridged/pack/p32/state";
+	struct broker b = { 0 };
+	pid_t bus, sim, d;
+	json_t *doc;
+
+	make_dir();
+	broker_start(&b);
+	start_bluez_look_alike(&bus, &sim);
+	d = start_daemon(write_conf(&b, "{ name = \"p32\"; address = \"" SIM_ADDR "\"; }",
+				    "startup_timeout = 20;", "allow_control = true;"));
+	wait_log("daemon.log", "pack p32: streaming", 15000);
+	doc = pack_state_when(&b, state, "charging_switch", "ON", 5000);
+	json_decref(doc);
+	doc = json_of(find(retained(&b, "homeassistant/#"), "homeassistant/device/jkbridged_202111000002/config"),
+		      "the Bluetooth pack's discovery");
+	ck_assert_str_eq(jstr(json_object_get(doc, "dev"), "via_device"), "jkb_test");
+	json_decref(doc);
+
+	mqtt_pub(&b, "jkbridged/pack/p32/charging/set", "OFF");
+	doc = pack_state_when(&b, state, "charging_switch", "OFF", 8000);	/* the settings frame says so */
+	json_decref(doc);
+	wait_log("sim.log", SIM_ADDR ": command received: 0x1D charging switch off", 1000);
+	ck_assert_uint_eq(log_count("pack p32: charging switch off, from Home Assistant"), 1);
+	doc = json_of(wait_retained(&b, "jkbridged/pack/p32/link", NULL, 1000), "link");
+	ck_assert_str_eq(jstr(doc, "link"), "ON");
+	json_decref(doc);
+	stop_daemon(d);
+	kill(sim, SIGTERM);
+	waitpid(sim, NULL, 0);
+	kill(bus, SIGTERM);
+	waitpid(bus, NULL, 0);
+	broker_stop(&b);
+}
+END_TEST
+
 static void run(const char *cmd)
 {
 	char full[2048];
@@ -855,6 +967,7 @@ TCase *tcase_mqtt(void)
 	tcase_add_test(tc, test_a_stale_pack_is_shown_unavailable);
 	tcase_add_test(tc, test_a_pack_removed_from_the_configuration_is_cleared);
 	tcase_add_test(tc, test_a_reload_applies_new_mqtt_settings_and_clears_a_removed_pack);
+	tcase_add_test(tc, test_a_switch_from_home_assistant_reaches_a_bluetooth_pack_and_shows_what_it_reports);
 	tcase_add_test(tc, test_tls_with_a_password);
 	tcase_add_test(tc, test_a_wrong_password_is_retried_with_back_off_never_an_exit);
 	return tc;

@@ -35,5 +35,8 @@ TCase *tcase_daemon(void);
 TCase *tcase_safety(void);
 TCase *tcase_sim_battery(void);
 TCase *tcase_ble(void);
+TCase *tcase_energy(void);
+TCase *tcase_ha(void);
+TCase *tcase_mqtt(void);
 
 #endif
