@@ -24,17 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "e2e.h"
 #include "tests.h"
 
 #define MAX_LINES 8192
 #define LOG_MAX (1 << 20)
 
-struct can_line {
-	double t;
-	unsigned id;
-	uint8_t len;
-	uint8_t data[8];
-};
 
 struct world {
 	char dir[64];
@@ -57,29 +52,6 @@ static const char *tool(void)
 	const char *b = getenv("JKBMS");
 
 	return b && *b ? b : "build/jkbms";
-}
-
-static const char *daemon_bin(void)
-{
-	const char *b = getenv("JKBRIDGED");
-
-	return b && *b ? b : "build/jkbridged";
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static const char *path_in(const char *name)
@@ -172,7 +144,7 @@ static bool wait_for(const char *file, const char *needle, unsigned times, unsig
 			return true;
 		if (waited >= timeout_ms)
 			return false;
-		sleep_ms(100);
+		e2e_sleep_ms(100);
 	}
 }
 
@@ -220,7 +192,7 @@ static void start_bus(void)
 		w.dbus = spawn(argv, path_in("dbus.log"), NULL);
 	}
 	for (unsigned i = 0; i < 100 && stat(path_in("bus"), &st) != 0; i++)
-		sleep_ms(20);
+		e2e_sleep_ms(20);
 	ck_assert_msg(stat(path_in("bus"), &st) == 0, "dbus-daemon did not come up");
 	setenv("DBUS_SYSTEM_BUS_ADDRESS", w.bus, 1);
 	w.sim_in = -1;
@@ -239,7 +211,7 @@ static void start_sim(const char *conf_text)
 static void start_daemon(const char *packs, const char *battery)
 {
 	char conf[2048];
-	char *argv[] = { (char *)daemon_bin(), "-c", NULL, NULL };
+	char *argv[] = { (char *)e2e_daemon_bin(), "-c", NULL, NULL };
 
 	snprintf(conf, sizeof(conf),
 		 "state_dir = \"%s/state\";\n"
@@ -288,38 +260,12 @@ static int run_tool(char *out, size_t cap, const char *log, char *const args[])
 
 static size_t read_can_log(void)
 {
-	char text[256];
-	size_t n = 0;
-	FILE *f = fopen(path_in("can.log"), "r");
-
-	if (!f)
-		return 0;
-	while (n < MAX_LINES && fgets(text, sizeof(text), f)) {
-		struct can_line *l = &lines[n];
-		const char *hash = strchr(text, '#');
-
-		if (!hash || sscanf(text, "(%lf) %*s %x#", &l->t, &l->id) != 2)
-			continue;
-		l->len = 0;
-		for (const char *p = hash + 1; l->len < 8 && sscanf(p, "%2hhx", &l->data[l->len]) == 1; p += 2)
-			l->len++;
-		n++;
-	}
-	fclose(f);
-	return n;
+	return e2e_read_can_log(path_in("can.log"), lines, MAX_LINES);
 }
 
 static const struct can_line *last_frame(size_t n, unsigned id, double after)
 {
-	for (size_t i = n; i-- > 0;)
-		if (lines[i].id == id && lines[i].t >= after)
-			return &lines[i];
-	return NULL;
-}
-
-static unsigned u16le(const uint8_t *p)
-{
-	return p[0] | p[1] << 8;
+	return e2e_last_frame(lines, n, id, after);
 }
 
 /* ----------------------------------------------------------- scenarios */
@@ -382,15 +328,15 @@ START_TEST(test_three_protocols_stream_and_merge_into_one_battery)
 	size_t n;
 
 	start_three();
-	t = wall_now();
-	sleep_ms(2500);
+	t = e2e_wall_now();
+	e2e_sleep_ms(2500);
 	n = read_can_log();
 	l = last_frame(n, 0x359, t);
 	ck_assert_ptr_nonnull(l);
 	ck_assert_uint_eq(l->data[4], 3);	/* three modules */
 	l = last_frame(n, 0x355, t);
 	ck_assert_ptr_nonnull(l);
-	ck_assert_uint_eq(u16le(l->data), 70);	/* the two JK02 packs' weighted SOC */
+	ck_assert_uint_eq(e2e_u16le(l->data), 70);	/* the two JK02 packs' weighted SOC */
 	check_connects_serialised();
 	ck_assert_int_eq(stop(w.daemon), 0);
 	w.daemon = 0;
@@ -459,18 +405,18 @@ START_TEST(test_corrupt_frames_are_counted_and_never_used)
 	double t;
 
 	start_three();
-	t = wall_now();
+	t = e2e_wall_now();
 	sim_cmd("corrupt %s %s\n", A32, "on");
 	assert_wait("daemon.log", "pack p32: 1 bad checksums on the link so far", 1, 3000);
-	sleep_ms(1500);
+	e2e_sleep_ms(1500);
 	sim_cmd("corrupt %s %s\n", A32, "off");
-	sleep_ms(1200);
+	e2e_sleep_ms(1200);
 	n = read_can_log();
 	for (size_t i = 0; i < n; i++) {
 		if (lines[i].t < t)
 			continue;
 		if (lines[i].id == 0x355)	/* no garbage ever reached the battery */
-			ck_assert_uint_eq(u16le(lines[i].data), 70);
+			ck_assert_uint_eq(e2e_u16le(lines[i].data), 70);
 		if (lines[i].id == 0x359)
 			ck_assert_uint_eq(lines[i].data[4], 3);
 	}
@@ -488,14 +434,14 @@ START_TEST(test_silent_pack_goes_stale_and_leaves_the_battery)
 	start_three();
 	sim_cmd("silence %s %s\n", A24, "on");
 	assert_wait("daemon.log", "pack p24: stale", 1, 6000);
-	t = wall_now();
-	sleep_ms(1500);
+	t = e2e_wall_now();
+	e2e_sleep_ms(1500);
 	n = read_can_log();
 	l = last_frame(n, 0x359, t);
 	ck_assert_ptr_nonnull(l);
 	ck_assert_uint_eq(l->data[4], 2);
 	l = last_frame(n, 0x355, t);
-	ck_assert_uint_eq(u16le(l->data), 80);	/* p32 alone */
+	ck_assert_uint_eq(e2e_u16le(l->data), 80);	/* p32 alone */
 	/* The link stayed up; 0x96 is asked again until the BMS answers. */
 	assert_wait("daemon.log", "pack p24: subscribed, no cell-info frame for", 1, 6000);
 	sim_cmd("silence %s %s\n", A24, "off");

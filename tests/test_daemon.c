@@ -16,39 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "jk_encode.h"
+#include "e2e.h"
 #include "tests.h"
 
 #define MAX_LINES 4096
 
-struct can_line {
-	double t;
-	unsigned id;
-	uint8_t len;
-	uint8_t data[8];
-};
-
-struct pack_def {
-	enum jk_protocol proto;
-	uint16_t cell_mv;
-	int32_t current_ma;
-	uint8_t soc_pct;
-	uint32_t capacity_mah;
-	int16_t temp_dc;
-	uint32_t max_charge_ma, max_discharge_ma;
-	unsigned cell_frames;
-	bool junk_only;		/* a capture with no valid frame at all */
-};
 
 static char dir[64];
 static struct can_line lines[MAX_LINES];
-
-static const char *bin(void)
-{
-	const char *b = getenv("JKBRIDGED");
-
-	return b && *b ? b : "build/jkbridged";
-}
 
 static void make_dir(void)
 {
@@ -56,57 +31,25 @@ static void make_dir(void)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
-static void put_hex(FILE *f, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%02X", p[i]);
-	fputc('\n', f);
-}
-
-/* A capture like a real session: device info, settings, cell frames. */
-static void write_capture(const char *name, const struct pack_def *p)
+static void write_capture(const char *name, const struct e2e_pack *p)
 {
 	char path[128];
-	FILE *f;
-	uint8_t frame[JK_FRAME_LEN];
-	struct jk_device_info info = { .model = "JK_PB2A16S20P", .hw_version = "15A", .sw_version = "15.38" };
-	struct jk_settings st = { .protocol = p->proto, .cell_count = 16, .cell_ovp_mv = 3650,
-				  .cell_uvp_mv = 2600, .max_charge_current_ma = p->max_charge_ma,
-				  .max_discharge_current_ma = p->max_discharge_ma, .charging_switch = true,
-				  .discharging_switch = true, .balancer_switch = true };
-	struct jk_sample s = { .protocol = p->proto, .cell_count = 16, .cell_mask = 0xFFFF,
-			       .voltage_mv = 16u * p->cell_mv, .current_ma = p->current_ma,
-			       .soc_pct = p->soc_pct, .soh_pct = 100, .capacity_mah = p->capacity_mah,
-			       .remaining_mah = p->capacity_mah / 100 * p->soc_pct,
-			       .temps_dc = { p->temp_dc, p->temp_dc, JK_TEMP_ABSENT_DC, JK_TEMP_ABSENT_DC,
-					     JK_TEMP_ABSENT_DC },
-			       .mos_temp_dc = 300, .charging_enabled = true, .discharging_enabled = true };
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "# built by test_daemon.c with jk_encode\n");
-	if (p->junk_only) {
-		fprintf(f, "41540D0A\n0102030405\n");
-		fclose(f);
-		return;
-	}
-	if (p->proto == JK_PROTO_JK02_24S)
-		strcpy(info.sw_version, "10.08");
-	jk_encode_device_info(frame, &info, 0);
-	put_hex(f, frame, 150);
-	put_hex(f, frame + 150, 150);
-	jk_encode_settings(frame, &st);
-	put_hex(f, frame, JK_FRAME_LEN);
-	for (unsigned i = 0; i < 16; i++)
-		s.cells_mv[i] = p->cell_mv;
-	for (unsigned n = 0; n < p->cell_frames; n++) {
-		s.counter = (uint8_t)n;
-		jk_encode_cell_info(frame, &s);
-		for (unsigned off = 0; off < JK_FRAME_LEN; off += 20)	/* 20-byte notifications */
-			put_hex(f, frame + off, 20);
-	}
-	fclose(f);
+	e2e_write_capture(path, p);
+}
+
+static size_t read_can_log(void)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/can.log", dir);
+	return e2e_read_can_log(path, lines, MAX_LINES);
+}
+
+static const struct can_line *last_frame(size_t n, unsigned id)
+{
+	return e2e_last_frame(lines, n, id, 0);
 }
 
 static const char *write_conf(const char *name, const char *extra_packs, const char *battery)
@@ -128,14 +71,6 @@ static const char *write_conf(const char *name, const char *extra_packs, const c
 	return path;
 }
 
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static pid_t start_daemon(const char *conf)
 {
 	char logpath[128];
@@ -148,7 +83,7 @@ static pid_t start_daemon(const char *conf)
 		FILE *log = freopen(logpath, "a", stderr);
 
 		(void)log;
-		execl(bin(), bin(), "-c", conf, (char *)NULL);
+		execl(e2e_daemon_bin(), e2e_daemon_bin(), "-c", conf, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
@@ -164,62 +99,11 @@ static int stop_daemon(pid_t pid)
 	return WEXITSTATUS(status);
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* Parse the candump log: "(sec.usec) IFACE ID#HEX". */
-static size_t read_can_log(void)
-{
-	char path[128], text[256], hex[17];
-	size_t n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/can.log", dir);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (n < MAX_LINES && fgets(text, sizeof(text), f)) {
-		struct can_line *l = &lines[n];
-		size_t len;
-
-		ck_assert_msg(sscanf(text, "(%lf) %*s %x#%16[0-9A-F]", &l->t, &l->id, hex) == 3 ||
-			      sscanf(text, "(%lf) %*s %x#", &l->t, &l->id) == 2, "bad candump line: %s", text);
-		len = strspn(text + (strchr(text, '#') - text) + 1, "0123456789ABCDEF") / 2;
-		l->len = (uint8_t)len;
-		for (size_t i = 0; i < len; i++) {
-			unsigned b;
-
-			sscanf(strchr(text, '#') + 1 + 2 * i, "%2X", &b);
-			l->data[i] = (uint8_t)b;
-		}
-		n++;
-	}
-	fclose(f);
-	return n;
-}
-
-static const struct can_line *last_frame(size_t n, unsigned id)
-{
-	for (size_t i = n; i-- > 0;)
-		if (lines[i].id == id)
-			return &lines[i];
-	return NULL;
-}
-
-static unsigned u16le(const uint8_t *p)
-{
-	return p[0] | p[1] << 8;
-}
-
-static const struct pack_def pack_a = { .proto = JK_PROTO_JK02_32S, .cell_mv = 3300, .current_ma = -10500,
+static const struct e2e_pack pack_a = { .proto = JK_PROTO_JK02_32S, .cell_mv = 3300, .current_ma = -10500,
 					 .soc_pct = 60, .capacity_mah = 280000, .temp_dc = 250,
 					 .max_charge_ma = 100000, .max_discharge_ma = 150000, .cell_frames = 3 };
-static const struct pack_def pack_b = { .proto = JK_PROTO_JK02_24S, .cell_mv = 3310, .current_ma = 2000,
+static const struct e2e_pack pack_b = { .proto = JK_PROTO_JK02_24S, .cell_mv = 3310, .current_ma = 2000,
 					 .soc_pct = 80, .capacity_mah = 100000, .temp_dc = 260,
 					 .max_charge_ma = 50000, .max_discharge_ma = 80000, .cell_frames = 3 };
 
@@ -237,26 +121,26 @@ START_TEST(test_two_replay_packs_merge_into_one_battery)
 			  "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; },"
 			  "{ name = \"b\"; replay = \"b.hex\"; loop = true; speed = 10.0; }", "");
 	pid = start_daemon(conf);
-	sleep_ms(3600);
+	e2e_sleep_ms(3600);
 	ck_assert_int_eq(stop_daemon(pid), 0);
 	n = read_can_log();
 	ck_assert_msg(n >= 12, "only %zu CAN frames written", n);
 
 	l = last_frame(n, 0x355);	/* SOC = (168 + 80) / 380 Ah = 65 %, SOH 100 */
 	ck_assert_ptr_nonnull(l);
-	ck_assert_uint_eq(u16le(l->data), 65);
-	ck_assert_uint_eq(u16le(l->data + 2), 100);
+	ck_assert_uint_eq(e2e_u16le(l->data), 65);
+	ck_assert_uint_eq(e2e_u16le(l->data + 2), 100);
 	l = last_frame(n, 0x356);	/* mean voltage, summed current, mean of min/max temp */
-	ck_assert_uint_eq(u16le(l->data), (52800 + 52960) / 2 / 10);
-	ck_assert_int_eq((int16_t)u16le(l->data + 2), -85);
-	ck_assert_int_eq((int16_t)u16le(l->data + 4), 255);
+	ck_assert_uint_eq(e2e_u16le(l->data), (52800 + 52960) / 2 / 10);
+	ck_assert_int_eq((int16_t)e2e_u16le(l->data + 2), -85);
+	ck_assert_int_eq((int16_t)e2e_u16le(l->data + 4), 255);
 	l = last_frame(n, 0x359);
 	ck_assert_uint_eq(l->data[4], 2);
 	ck_assert_uint_eq(l->data[0] | l->data[1] | l->data[2] | l->data[3], 0);
 	l = last_frame(n, 0x351);	/* CVL 16 x 3.45 V; CCL 90 % of 100 + 50 A; DCL 0.5 C of 380 Ah */
-	ck_assert_uint_eq(u16le(l->data), 552);
-	ck_assert_uint_eq(u16le(l->data + 2), 1350);
-	ck_assert_uint_eq(u16le(l->data + 4), 1900);
+	ck_assert_uint_eq(e2e_u16le(l->data), 552);
+	ck_assert_uint_eq(e2e_u16le(l->data + 2), 1350);
+	ck_assert_uint_eq(e2e_u16le(l->data + 4), 1900);
 	l = last_frame(n, 0x35C);
 	ck_assert_uint_eq(l->data[0], 0xC0);
 	l = last_frame(n, 0x35E);
@@ -269,7 +153,7 @@ END_TEST
 
 START_TEST(test_stale_pack_leaves_the_battery_within_stale_after)
 {
-	struct pack_def once = pack_b;
+	struct e2e_pack once = pack_b;
 	bool saw_two = false;
 	const struct can_line *l;
 	size_t n;
@@ -282,7 +166,7 @@ START_TEST(test_stale_pack_leaves_the_battery_within_stale_after)
 	pid = start_daemon(write_conf("jkbridged.conf",
 			  "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; },"
 			  "{ name = \"b\"; replay = \"b.hex\"; loop = false; }", "stale_after = 2;"));
-	sleep_ms(5200);
+	e2e_sleep_ms(5200);
 	ck_assert_int_eq(stop_daemon(pid), 0);
 	n = read_can_log();
 	for (size_t i = 0; i < n; i++)
@@ -291,15 +175,15 @@ START_TEST(test_stale_pack_leaves_the_battery_within_stale_after)
 	l = last_frame(n, 0x359);
 	ck_assert_uint_eq(l->data[4], 1);
 	l = last_frame(n, 0x355);
-	ck_assert_uint_eq(u16le(l->data), 60);	/* pack a alone */
+	ck_assert_uint_eq(e2e_u16le(l->data), 60);	/* pack a alone */
 	l = last_frame(n, 0x351);
-	ck_assert_uint_le(u16le(l->data + 2), 900);	/* only pack a's limit is left */
+	ck_assert_uint_le(e2e_u16le(l->data + 2), 900);	/* only pack a's limit is left */
 }
 END_TEST
 
 START_TEST(test_nothing_is_sent_before_every_pack_reported_or_timed_out)
 {
-	struct pack_def silent = pack_b;
+	struct e2e_pack silent = pack_b;
 	double start;
 	size_t n;
 	pid_t pid;
@@ -308,11 +192,11 @@ START_TEST(test_nothing_is_sent_before_every_pack_reported_or_timed_out)
 	make_dir();
 	write_capture("a.hex", &pack_a);
 	write_capture("b.hex", &silent);
-	start = wall_now();
+	start = e2e_wall_now();
 	pid = start_daemon(write_conf("jkbridged.conf",
 			  "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; },"
 			  "{ name = \"b\"; replay = \"b.hex\"; loop = true; }", "startup_timeout = 3;"));
-	sleep_ms(5300);
+	e2e_sleep_ms(5300);
 	ck_assert_int_eq(stop_daemon(pid), 0);
 	n = read_can_log();
 	ck_assert_msg(n > 0, "nothing sent after the start-up timeout");
@@ -334,13 +218,13 @@ START_TEST(test_bad_reload_keeps_running_configuration_and_transmission)
 	write_capture("a.hex", &pack_a);
 	conf = write_conf("jkbridged.conf", "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; }", "");
 	pid = start_daemon(conf);
-	sleep_ms(1500);
+	e2e_sleep_ms(1500);
 	f = fopen(conf, "a");
 	fputs("this is not libconfig\n", f);
 	fclose(f);
-	hup = wall_now();
+	hup = e2e_wall_now();
 	ck_assert_int_eq(kill(pid, SIGHUP), 0);
-	sleep_ms(2200);
+	e2e_sleep_ms(2200);
 	ck_assert_int_eq(stop_daemon(pid), 0);
 	n = read_can_log();
 	for (size_t i = 0; i < n; i++)
@@ -362,14 +246,14 @@ START_TEST(test_good_reload_applies_without_pausing_transmission)
 	write_capture("b.hex", &pack_b);
 	conf = write_conf("jkbridged.conf", "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; }", "");
 	pid = start_daemon(conf);
-	sleep_ms(1600);
+	e2e_sleep_ms(1600);
 	/* the new file adds pack b */
 	write_conf("jkbridged.conf",
 		   "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; },"
 		   "{ name = \"b\"; replay = \"b.hex\"; loop = true; speed = 10.0; }", "");
-	hup = wall_now();
+	hup = e2e_wall_now();
 	ck_assert_int_eq(kill(pid, SIGHUP), 0);
-	sleep_ms(2600);
+	e2e_sleep_ms(2600);
 	ck_assert_int_eq(stop_daemon(pid), 0);
 	n = read_can_log();
 	for (size_t i = 0; i < n; i++)
@@ -378,7 +262,7 @@ START_TEST(test_good_reload_applies_without_pausing_transmission)
 	l = last_frame(n, 0x359);
 	ck_assert_uint_eq(l->data[4], 2);	/* pack b joined */
 	l = last_frame(n, 0x355);
-	ck_assert_uint_eq(u16le(l->data), 65);
+	ck_assert_uint_eq(e2e_u16le(l->data), 65);
 }
 END_TEST
 
@@ -389,7 +273,7 @@ static int run_check(const char *conf, char *out, size_t cap)
 	size_t n;
 	int status;
 
-	snprintf(cmd, sizeof(cmd), "%s -n -v -c %s 2>&1", bin(), conf);
+	snprintf(cmd, sizeof(cmd), "%s -n -v -c %s 2>&1", e2e_daemon_bin(), conf);
 	p = popen(cmd, "r");
 	ck_assert_ptr_nonnull(p);
 	n = fread(out, 1, cap - 1, p);

@@ -29,7 +29,7 @@
 
 #include <jansson.h>
 
-#include "jk_encode.h"
+#include "e2e.h"
 #include "tests.h"
 
 #ifndef JKB_VERSION
@@ -58,41 +58,18 @@ struct msgs {
 	struct msg m[MAX_MSGS];
 };
 
-struct pack_def {
-	const char *name;
-	enum jk_protocol proto;
-	uint16_t cell_mv;
-	int32_t current_ma;
-	uint8_t soc_pct;
-	uint32_t capacity_mah;
-	unsigned cell_frames;
-};
 
 static char dir[64];
 static struct msgs snap;
 
-static const struct pack_def pack_a = { .name = "a", .proto = JK_PROTO_JK02_32S, .cell_mv = 3300,
-					 .current_ma = -10500, .soc_pct = 60, .capacity_mah = 280000, .cell_frames = 3 };
-static const struct pack_def pack_b = { .name = "b", .proto = JK_PROTO_JK02_24S, .cell_mv = 3310,
-					 .current_ma = 2000, .soc_pct = 80, .capacity_mah = 100000, .cell_frames = 3 };
+static const struct e2e_pack pack_a = { .name = "a", .proto = JK_PROTO_JK02_32S, .cell_mv = 3300,
+					 .current_ma = -10500, .soc_pct = 60, .capacity_mah = 280000, .temp_dc = 250,
+					 .max_charge_ma = 100000, .max_discharge_ma = 150000, .cell_frames = 3 };
+static const struct e2e_pack pack_b = { .name = "b", .proto = JK_PROTO_JK02_24S, .cell_mv = 3310,
+					 .current_ma = 2000, .soc_pct = 80, .capacity_mah = 100000, .temp_dc = 250,
+					 .max_charge_ma = 100000, .max_discharge_ma = 150000, .cell_frames = 3 };
 
 /* ------------------------------------------------------------- processes */
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* fork + exec through the shell, dying with the test; output to `log`. */
 static pid_t spawn(const char *cmd, const char *log)
@@ -176,7 +153,7 @@ static void broker_start(struct broker *b)
 	snprintf(cmd, sizeof(cmd), "exec %s -c %s", mosquitto_bin(), path_in("mosquitto.conf"));
 	b->pid = spawn(cmd, path_in("mosquitto.log"));
 	for (int i = 0; i < 300 && !port_open(b->port); i++)
-		sleep_ms(10);
+		e2e_sleep_ms(10);
 	ck_assert_msg(port_open(b->port), "mosquitto did not start (is it installed? scripts/install-deps)");
 }
 
@@ -253,14 +230,14 @@ static const char *find(const struct msgs *ms, const char *topic)
  * (NULL: any). */
 static const char *wait_retained(const struct broker *b, const char *topic, const char *want, unsigned ms)
 {
-	double end = wall_now() + ms / 1000.0;
+	double end = e2e_wall_now() + ms / 1000.0;
 	const char *v;
 
 	do {
 		v = find(retained(b, topic), topic);
 		if (v && (!want || strcmp(v, want) == 0))
 			return v;
-	} while (wall_now() < end);
+	} while (e2e_wall_now() < end);
 	return v;
 }
 
@@ -281,7 +258,7 @@ static pid_t recorder_start(const struct broker *b, const char *filter, const ch
 	snprintf(cmd, sizeof(cmd), "exec mosquitto_sub -h 127.0.0.1 -p %d %s -t '%s' -F '%%U\\t%%r\\t%%t\\t%%p'",
 		 b->port, b->client_args, filter);
 	pid = spawn(cmd, file);
-	sleep_ms(500);
+	e2e_sleep_ms(500);
 	return pid;
 }
 
@@ -302,56 +279,12 @@ static void recording(pid_t pid, const char *file, struct msgs *out)
 
 /* ---------------------------------------------------------------- daemon */
 
-static const char *bin(void)
-{
-	const char *b = getenv("JKBRIDGED");
-
-	return b && *b ? b : "build/jkbridged";
-}
-
-static void put_hex(FILE *f, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%02X", p[i]);
-	fputc('\n', f);
-}
-
-/* Device info, settings, then cell frames cut into 20-byte notifications. */
-static void write_capture(const struct pack_def *p)
+static void write_capture(const struct e2e_pack *p)
 {
 	char name[32];
-	uint8_t frame[JK_FRAME_LEN];
-	struct jk_device_info info = { .model = "JK_PB2A16S20P", .hw_version = "15A", .sw_version = "15.38" };
-	struct jk_settings st = { .protocol = p->proto, .cell_count = 16, .cell_ovp_mv = 3650, .cell_uvp_mv = 2600,
-				  .max_charge_current_ma = 100000, .max_discharge_current_ma = 150000,
-				  .charging_switch = true, .discharging_switch = true, .balancer_switch = true };
-	struct jk_sample s = { .protocol = p->proto, .cell_count = 16, .cell_mask = 0xFFFF,
-			       .voltage_mv = 16u * p->cell_mv, .current_ma = p->current_ma, .soc_pct = p->soc_pct,
-			       .soh_pct = 100, .capacity_mah = p->capacity_mah,
-			       .remaining_mah = p->capacity_mah / 100 * p->soc_pct,
-			       .temps_dc = { 250, 250, JK_TEMP_ABSENT_DC, JK_TEMP_ABSENT_DC, JK_TEMP_ABSENT_DC },
-			       .mos_temp_dc = 300, .charging_enabled = true, .discharging_enabled = true };
-	FILE *f;
 
 	snprintf(name, sizeof(name), "%s.hex", p->name);
-	f = fopen(path_in(name), "w");
-	ck_assert_ptr_nonnull(f);
-	if (p->proto == JK_PROTO_JK02_24S)
-		strcpy(info.sw_version, "10.08");
-	jk_encode_device_info(frame, &info, 0);
-	put_hex(f, frame, 150);
-	put_hex(f, frame + 150, 150);
-	jk_encode_settings(frame, &st);
-	put_hex(f, frame, JK_FRAME_LEN);
-	for (unsigned i = 0; i < 16; i++)
-		s.cells_mv[i] = p->cell_mv;
-	for (unsigned n = 0; n < p->cell_frames; n++) {
-		s.counter = (uint8_t)n;
-		jk_encode_cell_info(frame, &s);
-		for (unsigned off = 0; off < JK_FRAME_LEN; off += 20)
-			put_hex(f, frame + off, 20);
-	}
-	fclose(f);
+	e2e_write_capture(path_in(name), p);
 }
 
 static const char *write_conf(const struct broker *b, const char *packs, const char *battery, const char *mqtt)
@@ -379,7 +312,7 @@ static pid_t start_daemon(const char *conf)
 {
 	char cmd[512];
 
-	snprintf(cmd, sizeof(cmd), "exec %s -v -c %s", bin(), conf);
+	snprintf(cmd, sizeof(cmd), "exec %s -v -c %s", e2e_daemon_bin(), conf);
 	return spawn(cmd, path_in("daemon.log"));
 }
 
@@ -482,7 +415,7 @@ static void setup_two_packs(struct broker *b, const char *battery, const char *m
 	*daemon = start_daemon(write_conf(b, PACKS_AB, battery, mqtt));
 	ck_assert_msg(wait_retained(b, "jkbridged/status", "online", 5000), "never online");
 	ck_assert_msg(wait_retained(b, "jkbridged/pack/b/availability", "online", 5000), "pack b never online");
-	sleep_ms(1200);	/* a full state interval with both packs */
+	e2e_sleep_ms(1200);	/* a full state interval with both packs */
 }
 
 /* ----------------------------------------------------------------- tests */
@@ -558,7 +491,7 @@ START_TEST(test_reconnects_and_publishes_discovery_again_after_the_broker_restar
 
 	setup_two_packs(&b, "", "", &d);
 	broker_stop(&b);	/* no persistence: every retained message is gone */
-	sleep_ms(1500);
+	e2e_sleep_ms(1500);
 	broker_start(&b);
 	ck_assert_msg(wait_retained(&b, "homeassistant/device/jkb_test_a/config", NULL, 12000),
 		      "no discovery after the broker came back");
@@ -580,9 +513,9 @@ START_TEST(test_home_assistant_birth_brings_discovery_again_after_a_delay)
 
 	setup_two_packs(&b, "", "", &d);
 	r = recorder_start(&b, "homeassistant/device/+/config", path_in("birth.rec"));
-	t0 = wall_now();
+	t0 = e2e_wall_now();
 	mqtt_pub(&b, "homeassistant/status", "online");
-	sleep_ms(6500);
+	e2e_sleep_ms(6500);
 	recording(r, path_in("birth.rec"), &rec);
 	for (size_t i = 0; i < rec.n; i++) {
 		if (rec.m[i].retained)
@@ -613,7 +546,7 @@ START_TEST(test_malformed_command_is_ignored_and_logged_once_control_works_and_p
 	mqtt_pub(&b, set, "ON ");
 	mqtt_pub(&b, "jkbridged/pack/a/charging/set", "OFF");
 	mqtt_pub(&b, "jkbridged/pack/a/charging/set", "OFF");
-	sleep_ms(1500);
+	e2e_sleep_ms(1500);
 	bat = json_of(wait_retained(&b, "jkbridged/battery/state", NULL, 1000), "battery");
 	ck_assert_str_eq(jstr(bat, "forbid_charge"), "OFF");
 	json_decref(bat);
@@ -621,7 +554,7 @@ START_TEST(test_malformed_command_is_ignored_and_logged_once_control_works_and_p
 	ck_assert_uint_eq(log_count("pack a: its switches cannot be written (a replay pack)"), 1);
 
 	mqtt_pub(&b, set, "ON");
-	sleep_ms(2500);
+	e2e_sleep_ms(2500);
 	bat = json_of(wait_retained(&b, "jkbridged/battery/state", NULL, 1000), "battery");
 	ck_assert_str_eq(jstr(bat, "forbid_charge"), "ON");
 	json_decref(bat);
@@ -630,7 +563,7 @@ START_TEST(test_malformed_command_is_ignored_and_logged_once_control_works_and_p
 
 	/* Persisted: a restart keeps charging forbidden. */
 	d = start_daemon(path_in("jkbridged.conf"));
-	sleep_ms(3000);
+	e2e_sleep_ms(3000);
 	bat = json_of(wait_retained(&b, "jkbridged/battery/state", NULL, 1000), "battery");
 	ck_assert_str_eq(jstr(bat, "forbid_charge"), "ON");
 	json_decref(bat);
@@ -655,7 +588,7 @@ START_TEST(test_control_is_refused_while_disabled)
 		ck_assert_msg(!strstr(ms->m[i].payload, "\"cmd_t\""), "%s has a command topic", ms->m[i].topic);
 	mqtt_pub(&b, "jkbridged/battery/forbid_charge/set", "ON");
 	mqtt_pub(&b, "jkbridged/pack/a/charging/set", "OFF");
-	sleep_ms(2500);
+	e2e_sleep_ms(2500);
 	doc = json_of(wait_retained(&b, "jkbridged/battery/state", NULL, 1000), "battery");
 	ck_assert_str_eq(jstr(doc, "forbid_charge"), "OFF");
 	json_decref(doc);
@@ -670,7 +603,7 @@ END_TEST
 START_TEST(test_a_stale_pack_is_shown_unavailable)
 {
 	struct broker b = { 0 };
-	struct pack_def once = pack_b;
+	struct e2e_pack once = pack_b;
 	pid_t d;
 
 	make_dir();
@@ -728,7 +661,7 @@ START_TEST(test_a_pack_removed_from_the_configuration_is_cleared)
 	r = recorder_start(&b, "homeassistant/device/jkb_test_a/config", path_in("restart.rec"));
 	d = start_daemon(write_conf(&b, "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; }", "", ""));
 	ck_assert_str_eq(wait_retained(&b, "jkbridged/status", "online", 5000), "online");
-	sleep_ms(1500);
+	e2e_sleep_ms(1500);
 	recording(r, path_in("restart.rec"), &rec);
 	check_pack_a_never_shrinks(&rec);
 	msgs_free(&rec);
@@ -756,8 +689,8 @@ START_TEST(test_a_reload_applies_new_mqtt_settings_and_clears_a_removed_pack)
 	write_conf(&b, "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; }", "",
 		   "allow_control = true;");
 	ck_assert_int_eq(kill(d, SIGHUP), 0);
-	end = wall_now() + 6;
-	while (find(retained(&b, "homeassistant/#"), b_config) && wall_now() < end)
+	end = e2e_wall_now() + 6;
+	while (find(retained(&b, "homeassistant/#"), b_config) && e2e_wall_now() < end)
 		;
 	ck_assert_ptr_null(find(&snap, b_config));
 	doc = json_of(find(&snap, "homeassistant/device/jkb_test_battery/config"), "battery discovery");
@@ -789,10 +722,10 @@ static bool log_has(const char *name, const char *what)
 
 static void wait_log(const char *name, const char *what, unsigned ms)
 {
-	double end = wall_now() + ms / 1000.0;
+	double end = e2e_wall_now() + ms / 1000.0;
 
-	while (!log_has(name, what) && wall_now() < end)
-		sleep_ms(50);
+	while (!log_has(name, what) && e2e_wall_now() < end)
+		e2e_sleep_ms(50);
 	ck_assert_msg(log_has(name, what), "%s: no '%s' within %u ms", name, what, ms);
 }
 
@@ -815,7 +748,7 @@ static void start_bluez_look_alike(pid_t *bus, pid_t *sim)
 	snprintf(cmd, sizeof(cmd), "exec dbus-daemon --config-file=%s --nofork --nopidfile", path_in("bus.conf"));
 	*bus = spawn(cmd, path_in("dbus.log"));
 	for (unsigned i = 0; i < 100 && access(path_in("bus"), F_OK) != 0; i++)
-		sleep_ms(20);
+		e2e_sleep_ms(20);
 	ck_assert_msg(access(path_in("bus"), F_OK) == 0, "dbus-daemon did not come up");
 	setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1);
 	f = fopen(path_in("sim.conf"), "w");
@@ -831,7 +764,7 @@ static void start_bluez_look_alike(pid_t *bus, pid_t *sim)
 static json_t *pack_state_when(const struct broker *b, const char *topic, const char *key, const char *want,
 			       unsigned ms)
 {
-	double end = wall_now() + ms / 1000.0;
+	double end = e2e_wall_now() + ms / 1000.0;
 	json_t *doc = NULL;
 
 	do {
@@ -841,7 +774,7 @@ static json_t *pack_state_when(const struct broker *b, const char *topic, const 
 		doc = payload ? json_loads(payload, 0, NULL) : NULL;
 		if (doc && json_is_string(json_object_get(doc, key)) && strcmp(jstr(doc, key), want) == 0)
 			return doc;
-	} while (wall_now() < end);
+	} while (e2e_wall_now() < end);
 	ck_abort_msg("%s: %s never became %s", topic, key, want);
 	return doc;
 }
@@ -945,7 +878,7 @@ START_TEST(test_a_wrong_password_is_retried_with_back_off_never_an_exit)
 	broker_start(&b);
 	d = start_daemon(write_conf(&b, "{ name = \"a\"; replay = \"a.hex\"; loop = true; speed = 10.0; }", "",
 				    "username = \"bms\"; password_file = \"client.pw\";"));
-	sleep_ms(4000);
+	e2e_sleep_ms(4000);
 	ck_assert_uint_eq(log_count("mqtt: cannot connect to 127.0.0.1"), 1);	/* once, not per attempt */
 	ck_assert_int_gt(last_ccl(), 0);	/* the inverter does not care */
 	stop_daemon(d);
