@@ -101,6 +101,7 @@ struct battery {
 	uint16_t cell_min_mv, cell_max_mv;
 	struct bank_where cell_min_at, cell_max_at;
 	unsigned cells_per_pack_max;
+	unsigned cells_per_pack_min;	/* fewest cells a fresh pack reports, 0 = none */
 	bool have_temps;
 	int16_t temp_min_dc, temp_max_dc;
 	struct bank_where temp_min_at, temp_max_at;

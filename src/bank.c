@@ -105,7 +105,7 @@ static void advance_startup(struct bank *b, uint64_t now_ms)
 		return;
 	for (unsigned i = 0; i < b->npacks; i++)
 		all &= b->packs[i].have_sample;
-	if (!all && now_ms - b->start_ms < b->cfg.startup_timeout_ms)
+	if (!all && (now_ms < b->start_ms || now_ms - b->start_ms < b->cfg.startup_timeout_ms))
 		return;
 	for (unsigned i = 0; i < b->npacks; i++)
 		b->packs[i].offline = !b->packs[i].have_sample;
@@ -128,6 +128,8 @@ static void add_cells(struct battery *bat, const struct jk_sample *s, unsigned p
 	}
 	if (s->cell_count > bat->cells_per_pack_max)
 		bat->cells_per_pack_max = s->cell_count;
+	if (s->cell_count && (!bat->cells_per_pack_min || s->cell_count < bat->cells_per_pack_min))
+		bat->cells_per_pack_min = s->cell_count;
 }
 
 static bool temp_usable(const struct jk_sample *s, unsigned i)

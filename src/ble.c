@@ -1994,6 +1994,7 @@ struct ble *ble_open(struct loop *loop)
 	b->rng = ((uint32_t)getpid() * 2654435761u) ^ (uint32_t)now_ms() ^ 1u;
 	b->bus_retry_ms = BUS_RETRY_MIN_MS;
 	b->bus_src.fd = -1;
+	b->bus_timer.fd = b->tick.fd = -1;	/* a failed add below must not close fd 0 */
 	if (loop_timer_add(loop, &b->bus_timer, on_bus_timer, b) < 0 ||
 	    loop_timer_add(loop, &b->tick, on_tick, b) < 0 || loop_timer_arm(&b->tick, TICK_MS, TICK_MS) < 0) {
 		loop_timer_del(&b->bus_timer);
@@ -2069,6 +2070,7 @@ struct ble_link *ble_link_new(struct ble *b, const struct ble_link_config *cfg)
 	l->since_ms = now_ms();
 	l->notify_fd = -1;
 	l->notify_src.fd = -1;
+	l->timer.fd = l->cmd_timer.fd = -1;	/* a failed add below must not close fd 0 */
 	if (loop_timer_add(b->loop, &l->timer, on_link_timer, l) < 0 ||
 	    loop_timer_add(b->loop, &l->cmd_timer, on_cmd_timer, l) < 0) {
 		loop_timer_del(&l->timer);

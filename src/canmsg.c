@@ -159,9 +159,11 @@ static void build_limits(const struct ctx *c, uint32_t id, uint8_t d[8])
  * 1 % field, so it must never say more than the shown SOC does. */
 static int64_t hires_soc(const struct ctx *c, int64_t soc_pct)
 {
-	if (c->bat->soc_centi_pct / 100 == soc_pct)
-		return clamp64(c->bat->soc_centi_pct, 0, 10000);
-	return soc_pct * 100;
+	int64_t v = c->bat->soc_centi_pct / 100 == soc_pct ? clamp64(c->bat->soc_centi_pct, 0, 10000) :
+							       soc_pct * 100;
+
+	/* design.md rule 6: when the shown SOC is held at 98 %, so is this. */
+	return soc_pct <= 98 && v > 9800 ? 9800 : v;
 }
 
 static void build_soc(const struct ctx *c, uint32_t id, uint8_t d[8])

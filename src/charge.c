@@ -626,6 +626,11 @@ static void charge_clamp(const struct charge *c, const struct battery *bat,
 	}
 	o->transmit = true;
 	cvl_max = pack_mv(&c->cfg, cvl_cell_max_mv(c, bat));
+	/* A pack with fewer cells than configured must not get the configured
+	 * pack's voltage: bound CVL by the smallest cell count a pack reports. */
+	if (bat->cells_per_pack_min && bat->cells_per_pack_min < c->cfg.cells)
+		cvl_max = (uint32_t)min_u64(cvl_max, (uint64_t)bat->cells_per_pack_min *
+						     cvl_cell_max_mv(c, bat));
 	if (o->cvl_mv > cvl_max)
 		o->cvl_mv = cvl_max;
 

@@ -114,7 +114,12 @@ int replay_open(struct replay *r, struct loop *l, const char *path, bool loop, d
 	r->period_ms = (uint64_t)(REPLAY_PERIOD_MS / (speed > 0 ? speed : 1.0));
 	if (r->period_ms == 0)
 		r->period_ms = 1;
-	return loop_timer_arm(&r->timer, 1, r->period_ms);
+	rc = loop_timer_arm(&r->timer, 1, r->period_ms);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: cannot arm the replay timer: %s", path, strerror(-rc));
+		replay_close(r);
+	}
+	return rc;
 }
 
 void replay_close(struct replay *r)

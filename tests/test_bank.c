@@ -126,6 +126,20 @@ START_TEST(test_nothing_is_ready_before_every_pack_reported)
 }
 END_TEST
 
+START_TEST(test_a_clock_before_the_start_never_ends_the_startup_wait)
+{
+	static const struct pack_spec one = { .soc_pct = 90, .capacity_ah = 280, .cell_mv = 3300, .temp_dc = 250 };
+	struct bank b;
+	struct battery bat;
+
+	bank_init(&b, &cfg2, 2, 100000);
+	feed(&b, &one, 1, 100000);
+	bank_aggregate(&b, 50000, &bat);	/* an earlier time must not look like a timeout */
+	ck_assert(!bat.ready);
+	ck_assert(!b.packs[1].offline);
+}
+END_TEST
+
 START_TEST(test_ready_as_soon_as_all_packs_reported)
 {
 	static const struct pack_spec packs[] = {
@@ -379,6 +393,7 @@ TCase *tcase_bank(void)
 	tcase_add_test(tc, test_voltage_is_mean_current_is_sum);
 	tcase_add_test(tc, test_nothing_is_ready_before_every_pack_reported);
 	tcase_add_test(tc, test_ready_as_soon_as_all_packs_reported);
+	tcase_add_test(tc, test_a_clock_before_the_start_never_ends_the_startup_wait);
 	tcase_add_test(tc, test_stale_pack_leaves_capacity_sum_and_limits);
 	tcase_add_test(tc, test_all_packs_stale_leaves_nothing_allowed);
 	tcase_add_test(tc, test_fewer_than_min_packs_forbids_charge_and_discharge);

@@ -255,6 +255,66 @@ START_TEST(test_full_cells_never_get_charge_voltage_at_ovp)
 }
 END_TEST
 
+/* A 15-cell pack behind a 16-cell configuration: CVL follows the pack. */
+START_TEST(test_fewer_cells_than_configured_bound_cvl)
+{
+	struct bank_config bc = { .min_packs = 1, .stale_after_ms = 30000, .startup_timeout_ms = 1000,
+				  .fallback_charge_ma = 50000, .fallback_discharge_ma = 50000 };
+	struct jk_sample s = { .protocol = JK_PROTO_JK02_32S, .has = JK_HAS_CURRENT | JK_HAS_SOC |
+			       JK_HAS_MOSFETS, .cell_count = 15, .cell_mask = 0x7FFF, .voltage_mv = 49500,
+			       .soc_pct = 50, .remaining_mah = 50000, .capacity_mah = 100000,
+			       .charging_enabled = true, .discharging_enabled = true };
+	struct charge_config cc;
+	struct charge_output out;
+	struct battery bat;
+	struct bank b;
+	struct charge c;
+
+	for (unsigned i = 0; i < 15; i++)
+		s.cells_mv[i] = 3300;
+	charge_config_defaults(&cc, CHARGE_LFP, 16);
+	cc.max_charge_ma = cc.max_discharge_ma = 100000;
+	bank_init(&b, &bc, 1, 0);
+	charge_init(&c, &cc, 0);
+	for (uint64_t t = 1000; t <= 5000; t += 1000) {
+		bank_set_sample(&b, 0, &s, t);
+		bank_aggregate(&b, t, &bat);
+		charge_step(&c, &bat, t, 0, &out);
+		ck_assert(out.transmit);
+		ck_assert_uint_le(out.cvl_mv, 15u * cc.bulk_cell_mv);
+		ck_assert_uint_lt(out.cvl_mv, 15u * cc.cell_ovp_mv);
+	}
+}
+END_TEST
+
+/* SMA and Victron read the 0.01 % SOC: it obeys the 98 % cap too. */
+START_TEST(test_hires_soc_never_exceeds_98_before_end_of_charge)
+{
+	struct battery bat = { .ready = true, .packs_fresh = 1, .packs_configured = 1,
+			       .soc_centi_pct = 9870, .capacity_mah = 100000, .remaining_mah = 98700 };
+	struct charge_output out = { .transmit = true, .state = CHARGE_BULK, .soc_pct = 98, .soh_pct = 100,
+				     .cvl_mv = 55200 };
+	static const enum canmsg_profile profiles[] = { CANMSG_SMA, CANMSG_VICTRON };
+	struct canmsg_frame frames[CANMSG_MAX_FRAMES];
+
+	for (unsigned i = 0; i < 2; i++) {
+		size_t n = canmsg_build(profiles[i], &bat, &out, NULL, frames, CANMSG_MAX_FRAMES);
+		const struct canmsg_frame *f = find(frames, n, 0x355);
+
+		ck_assert_ptr_nonnull(f);
+		ck_assert_uint_le(u16(f->data + 4), 9800);
+	}
+	out.state = CHARGE_FLOAT;
+	out.soc_pct = 99;
+	bat.soc_centi_pct = 9930;
+	{
+		size_t n = canmsg_build(CANMSG_SMA, &bat, &out, NULL, frames, CANMSG_MAX_FRAMES);
+
+		ck_assert_uint_eq(u16(find(frames, n, 0x355)->data + 4), 9930);
+	}
+}
+END_TEST
+
 TCase *tcase_safety(void)
 {
 	TCase *tc = tcase_create("safety");
@@ -262,5 +322,7 @@ TCase *tcase_safety(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_random_packs_never_break_a_safety_rule);
 	tcase_add_test(tc, test_full_cells_never_get_charge_voltage_at_ovp);
+	tcase_add_test(tc, test_fewer_cells_than_configured_bound_cvl);
+	tcase_add_test(tc, test_hires_soc_never_exceeds_98_before_end_of_charge);
 	return tc;
 }
