@@ -46,7 +46,7 @@ CORE_SRCS = src/jk_stream.c src/jk_decode.c src/jk_cmd.c src/jk_json.c src/captu
 	src/bank.c src/charge.c src/canmsg.c src/sim_battery.c src/ha.c src/energy.c
 # The adapters: file descriptors, the loop, D-Bus, MQTT, SocketCAN.
 ADAPTER_SRCS = src/loop.c src/service.c src/ble.c
-TOOL_SRCS = src/jkbms.c src/jkbms_sim.c src/jkbms_ble.c src/sim.c $(ADAPTER_SRCS)
+TOOL_SRCS = src/jkbms.c src/jkbms_sim.c src/jkbms_ble.c src/sim.c src/sim_peripheral.c $(ADAPTER_SRCS)
 DAEMON_SRCS = src/jkbridged.c src/canbus.c src/replay.c src/store.c src/mqtt.c $(ADAPTER_SRCS)
 TEST_SRCS = $(wildcard tests/*.c)
 

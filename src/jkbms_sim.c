@@ -1,7 +1,7 @@
 /*
  * jkbms sim — serve simulated JK-BMS packs as a BlueZ look-alike on D-Bus.
  *
- *	jkbms sim -c FILE [--bus ADDRESS] [--check]
+ *	jkbms sim -c FILE [--bus ADDRESS] [--check] [--peripheral hciN]
  *
  * The configuration (libconfig) names the packs:
  *
@@ -30,6 +30,7 @@
 
 #include "jkbms_cmds.h"
 #include "sim.h"
+#include "sim_peripheral.h"
 
 enum { EXIT_USAGE = 2 };
 
@@ -336,7 +337,7 @@ static void print_config(const struct sim_config *c)
 static void usage(FILE *to)
 {
 	fprintf(to,
-		"usage: jkbms sim -c FILE [--bus ADDRESS] [--check]\n"
+		"usage: jkbms sim -c FILE [--bus ADDRESS] [--check] [--peripheral hciN]\n"
 		"Serve simulated JK-BMS packs as org.bluez on D-Bus: the system bus\n"
 		"(DBUS_SYSTEM_BUS_ADDRESS if set) or --bus ADDRESS.  Fault injection on stdin,\n"
 		"one command a line:\n"
@@ -350,7 +351,9 @@ static void usage(FILE *to)
 		"  status | help\n"
 		"  -c, --config FILE   the packs (libconfig)\n"
 		"  -b, --bus ADDRESS   a D-Bus address instead of the system bus\n"
-		"  -n, --check         check the configuration, print it and exit\n");
+		"  -n, --check         check the configuration, print it and exit\n"
+		"  -p, --peripheral hciN  serve the first pack through the real bluetoothd as a BLE\n"
+		"                      peripheral on hciN (GATT application + advertisement)\n");
 }
 
 int jkbms_sim_main(int argc, char **argv)
@@ -359,15 +362,16 @@ int jkbms_sim_main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "bus", required_argument, NULL, 'b' },
 		{ "check", no_argument, NULL, 'n' },
+		{ "peripheral", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct sim_config cfg;
-	const char *path = NULL, *bus = NULL;
+	const char *path = NULL, *bus = NULL, *peripheral = NULL;
 	bool check = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "c:b:nh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:b:np:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			path = optarg;
@@ -377,6 +381,9 @@ int jkbms_sim_main(int argc, char **argv)
 			break;
 		case 'n':
 			check = true;
+			break;
+		case 'p':
+			peripheral = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -396,5 +403,7 @@ int jkbms_sim_main(int argc, char **argv)
 		print_config(&cfg);
 		return 0;
 	}
+	if (peripheral)
+		return sim_peripheral_run(&cfg, bus, peripheral);
 	return sim_run(&cfg, bus);
 }

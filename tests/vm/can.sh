@@ -15,7 +15,8 @@ CAPTURE_S=4
 mkdir -p "$W"
 
 # frames_ok NAME FILE SECONDS: every pylon ID, nothing else, about once a
-# second (count and period), and every frame >= 10 ms after the one before.
+# second (count; no repeat within 200 ms, no gap over 2 s), and every frame
+# >= 10 ms after the one before.
 frames_ok() {
 	local name=$1 file=$2 secs=$3 stats
 	echo "   captured $(wc -l < "$file") frames; IDs: $(ids "$file")"
@@ -31,7 +32,10 @@ frames_ok() {
 		  bad = 0
 		  for (id in n) {
 		    printf "   %s: %d frames, period %.3f..%.3f s\n", id, n[id], lo[id], hi[id]
-		    if (n[id] < secs - 1 || n[id] > secs + 1 || lo[id] < 0.6 || hi[id] > 1.4) bad = 1
+		    # the specification: one set a second, no ID again within
+		    # 200 ms (SMA), none missing for 2 s (Victron stops after 3 s);
+		    # software emulation delays single timer wake-ups by ~0.4 s
+		    if (n[id] < secs - 1 || n[id] > secs + 1 || lo[id] < 0.2 || hi[id] > 2.0) bad = 1
 		  }
 		  printf "   smallest gap between two frames: %.1f ms\n", gap * 1000
 		  if (gap < 0.010) bad += 2

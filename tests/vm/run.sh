@@ -3,7 +3,7 @@
 # (host side; `make vm-check`).  Needs root the first time (the image build)
 # and ../shared/testbed (or $JKB_SHARED/testbed).
 #
-#   tests/vm/run.sh [can] [deb]      (default: both)
+#   tests/vm/run.sh [can] [deb] [ble]   (default: all three)
 #
 # 1. `make all deb` on the host (the guest is bookworm too, same glibc).
 # 2. The test image (/tmp/testbed/image, or $TESTBED_IMAGE), built with
@@ -11,7 +11,9 @@
 # 3. In throw-away VMs (run-in-vm.sh), the repository and the vectors shared
 #    read-only: tests/vm/can.sh (--init minimal: vcan, frames, link down/up,
 #    missing interface) and tests/vm/deb.sh (--init systemd: apt install, the
-#    service, journal, reload, remove/purge).
+#    service, journal, reload, remove/purge) and tests/vm/ble.sh (--init
+#    systemd: btvirt's two controllers and the real bluetoothd; `jkbms sim
+#    --peripheral hci1` as the BMS, the daemon's central on hci0).
 # Logs: build/vm/<suite>.log, and console/journal in build/vm/<suite>/.
 # Ends with "N passed, N failed"; the exit status is 1 when anything failed.
 set -uo pipefail
@@ -24,7 +26,7 @@ VECTORS=${JKB_VECTORS:-$SHARED/vectors}
 IMAGE=${TESTBED_IMAGE:-/tmp/testbed/image}
 OUT=$ROOT/build/vm
 GUEST_VECTORS=/srv/jkb-vectors
-SUITES=${*:-can deb}
+SUITES=${*:-can deb ble}
 
 die() { echo "vm: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 now() { date +%s.%N; }
@@ -108,7 +110,8 @@ for s in $SUITES; do
 	case "$s" in
 	can) run_suite can minimal 300 ;;
 	deb) run_suite deb systemd 480 ;;
-	*) echo "vm: unknown suite $s (can, deb)"; FAILED=$((FAILED + 1)) ;;
+	ble) run_suite ble systemd 480 ;;
+	*) echo "vm: unknown suite $s (can, deb, ble)"; FAILED=$((FAILED + 1)) ;;
 	esac
 done
 
