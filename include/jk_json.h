@@ -10,6 +10,8 @@
 #define JK_JSON_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
 
 #include "jk_decode.h"
 
@@ -21,5 +23,8 @@ json_t *jk_json_logbook(const struct jk_logbook *l);
 /* Any frame: decoded with `proto` and turned into JSON; NULL when the frame
  * type does not exist in that protocol (or the protocol is unknown). */
 json_t *jk_json_frame(const uint8_t frame[JK_FRAME_LEN], enum jk_protocol proto);
+
+/* The frame as one JSON Lines record on `to`; false when it cannot be decoded. */
+bool jk_json_print_frame(FILE *to, const uint8_t frame[JK_FRAME_LEN], enum jk_protocol proto);
 
 #endif

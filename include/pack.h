@@ -45,6 +45,13 @@ void pack_init(struct pack *p, unsigned index, enum jk_protocol configured);
  * info.  Sets PACK_EV_PROTOCOL in *events when what was learned changed. */
 enum jk_protocol pack_learn(struct pack *p, const uint8_t frame[JK_FRAME_LEN], uint32_t *events);
 
+/* Reassemble received bytes and hand each frame to on_frame, which returns
+ * PACK_EV_* bits; returns their OR, with PACK_EV_ACK for the BMS's acks.
+ * The one stream loop of the project: the daemon, `jkbms decode` and
+ * `jkbms dump` differ only in what they do with a frame. */
+typedef uint32_t (*pack_frame_cb)(void *ctx, const uint8_t frame[JK_FRAME_LEN]);
+uint32_t pack_stream(struct pack *p, const uint8_t *data, size_t n, pack_frame_cb on_frame, void *ctx);
+
 /* Feed received bytes; decoded samples and settings go to the bank.
  * Returns PACK_EV_* bits. */
 uint32_t pack_feed(struct pack *p, struct bank *b, const uint8_t *data, size_t n, uint64_t now_ms);

@@ -254,3 +254,15 @@ json_t *jk_json_frame(const uint8_t frame[JK_FRAME_LEN], enum jk_protocol proto)
 	}
 	return NULL;
 }
+
+bool jk_json_print_frame(FILE *to, const uint8_t frame[JK_FRAME_LEN], enum jk_protocol proto)
+{
+	json_t *o = jk_json_frame(frame, proto);
+
+	if (!o)
+		return false;
+	json_dumpf(o, to, JSON_COMPACT);
+	fputc('\n', to);
+	json_decref(o);
+	return true;
+}

@@ -34,37 +34,21 @@ struct decoder {
 	unsigned undecodable;
 };
 
-static void decoder_frame(struct decoder *d, const uint8_t *frame)
+static uint32_t decoder_frame(void *ctx, const uint8_t *frame)
 {
+	struct decoder *d = ctx;
 	uint32_t events = 0;
 	enum jk_protocol proto = pack_learn(&d->pack, frame, &events);
-	json_t *o;
 
 	d->by_type[jk_frame_type(frame)]++;
-	o = jk_json_frame(frame, proto);
-	if (!o) {
+	if (!jk_json_print_frame(stdout, frame, proto))
 		d->undecodable++;
-		return;
-	}
-	json_dumpf(o, stdout, JSON_COMPACT);
-	fputc('\n', stdout);
-	json_decref(o);
+	return events;
 }
 
 static void decoder_feed(struct decoder *d, const uint8_t *p, size_t n)
 {
-	struct jk_token tok;
-
-	for (;;) {
-		size_t used = jk_stream_feed(&d->pack.stream, p, n, &tok);
-
-		p += used;
-		n -= used;
-		if (tok.kind == JK_TOKEN_FRAME)
-			decoder_frame(d, tok.data);
-		else if (tok.kind == JK_TOKEN_NONE && n == 0)
-			return;
-	}
+	pack_stream(&d->pack, p, n, decoder_frame, d);
 }
 
 static void decoder_summary(const struct decoder *d)

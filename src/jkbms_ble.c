@@ -212,19 +212,16 @@ static bool settings_switch(const struct jk_settings *st, enum jk_switch sw)
 	return false;
 }
 
-static uint32_t dump_frame(struct dump *d, const uint8_t *frame)
+static uint32_t dump_frame(void *ctx, const uint8_t *frame)
 {
+	struct dump *d = ctx;
 	uint32_t ev = 0;
 	enum jk_protocol proto = pack_learn(&d->pack, frame, &ev);
 	struct jk_settings st;
-	json_t *o = jk_json_frame(frame, proto);
 
-	if (!o)
+	if (!jk_json_print_frame(stdout, frame, proto))
 		return ev | PACK_EV_UNDECODABLE;
-	json_dumpf(o, stdout, JSON_COMPACT);
-	fputc('\n', stdout);
 	fflush(stdout);
-	json_decref(o);
 	d->printed++;
 	if (jk_frame_type(frame) == JK_FRAME_CELL_INFO)
 		ev |= PACK_EV_CELL_INFO;
@@ -244,21 +241,8 @@ static uint32_t dump_frame(struct dump *d, const uint8_t *frame)
 static uint32_t dump_bytes(void *ctx, const uint8_t *data, size_t n)
 {
 	struct dump *d = ctx;
-	struct jk_token tok;
-	uint32_t ev = 0;
 
-	for (;;) {
-		size_t used = jk_stream_feed(&d->pack.stream, data, n, &tok);
-
-		data += used;
-		n -= used;
-		if (tok.kind == JK_TOKEN_FRAME)
-			ev |= dump_frame(d, tok.data);
-		else if (tok.kind == JK_TOKEN_ACK)
-			ev |= PACK_EV_ACK;
-		else if (n == 0)
-			return ev;
-	}
+	return pack_stream(&d->pack, data, n, dump_frame, d);
 }
 
 static void dump_state(void *ctx, enum ble_state state)

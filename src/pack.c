@@ -73,7 +73,7 @@ static void pack_frame(struct pack *p, struct bank *b, const uint8_t *frame, uin
 	*events |= PACK_EV_UNDECODABLE;
 }
 
-uint32_t pack_feed(struct pack *p, struct bank *b, const uint8_t *data, size_t n, uint64_t now_ms)
+uint32_t pack_stream(struct pack *p, const uint8_t *data, size_t n, pack_frame_cb on_frame, void *ctx)
 {
 	uint32_t events = 0;
 	struct jk_token tok;
@@ -84,12 +84,34 @@ uint32_t pack_feed(struct pack *p, struct bank *b, const uint8_t *data, size_t n
 		data += used;
 		n -= used;
 		if (tok.kind == JK_TOKEN_FRAME)
-			pack_frame(p, b, tok.data, now_ms, &events);
+			events |= on_frame(ctx, tok.data);
 		else if (tok.kind == JK_TOKEN_ACK)
 			events |= PACK_EV_ACK;
 		else if (n == 0)
 			return events;
 	}
+}
+
+struct feed_ctx {
+	struct pack *p;
+	struct bank *b;
+	uint64_t now_ms;
+};
+
+static uint32_t feed_frame(void *ctx, const uint8_t *frame)
+{
+	struct feed_ctx *f = ctx;
+	uint32_t events = 0;
+
+	pack_frame(f->p, f->b, frame, f->now_ms, &events);
+	return events;
+}
+
+uint32_t pack_feed(struct pack *p, struct bank *b, const uint8_t *data, size_t n, uint64_t now_ms)
+{
+	struct feed_ctx f = { .p = p, .b = b, .now_ms = now_ms };
+
+	return pack_stream(p, data, n, feed_frame, &f);
 }
 
 void pack_reset_link(struct pack *p)
